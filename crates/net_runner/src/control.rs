@@ -1,0 +1,132 @@
+//! The library's end of the control socket: frames out, frames and passed
+//! descriptors in.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Weak};
+use std::task::{ready, Context, Poll};
+
+use net_runner_proto::{FrameDecoder, FromShepherd, ToShepherd};
+use tokio::io::unix::AsyncFd;
+
+use crate::{sys, Error};
+
+#[derive(Debug)]
+pub(crate) struct ControlChannel {
+    fd: AsyncFd<Arc<OwnedFd>>,
+    decoder: FrameDecoder,
+    fds: VecDeque<OwnedFd>,
+    eof: bool,
+}
+
+fn protocol_error(e: impl std::fmt::Display) -> Error {
+    Error::Shepherd(format!("protocol error: {e}"))
+}
+
+impl ControlChannel {
+    pub(crate) fn new(fd: OwnedFd) -> io::Result<Self> {
+        sys::set_nonblocking(&fd)?;
+        // SAFETY: the Arc'd OwnedFd stays open while the AsyncFd holds it;
+        // weak handles never close it.
+        let fd = unsafe { AsyncFd::register(Arc::new(fd)) }?;
+        Ok(ControlChannel {
+            fd,
+            decoder: FrameDecoder::new(),
+            fds: VecDeque::new(),
+            eof: false,
+        })
+    }
+
+    /// A handle for sending small frames without owning the channel; it does
+    /// not keep the socket open.
+    pub(crate) fn weak(&self) -> Weak<OwnedFd> {
+        Arc::downgrade(self.fd.get_ref())
+    }
+
+    pub(crate) fn fd_ref(&self) -> &OwnedFd {
+        self.fd.get_ref()
+    }
+
+    /// Writes `bytes` completely, waiting for socket space.
+    pub(crate) async fn send_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let mut guard = self.fd.writable().await?;
+            match guard.try_io(|fd| sys::send(fd.as_raw_fd(), bytes)) {
+                Ok(Ok(n)) => bytes = &bytes[n..],
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The next message; `Ok(None)` once the shepherd closed the channel.
+    pub(crate) fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<FromShepherd>, Error>> {
+        loop {
+            if let Some(frame) = self.decoder.next_frame().map_err(protocol_error)? {
+                return Poll::Ready(
+                    FromShepherd::decode(&frame)
+                        .map(Some)
+                        .map_err(protocol_error),
+                );
+            }
+            if self.eof {
+                return Poll::Ready(Ok(None));
+            }
+            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
+            let mut buf = [0u8; 4096];
+            let fds = &mut self.fds;
+            let mut received = Vec::new();
+            match guard.try_io(|fd| sys::recv_with_fds(fd.as_raw_fd(), &mut buf, &mut received)) {
+                Ok(Ok(0)) => self.eof = true,
+                Ok(Ok(n)) => self.decoder.push(&buf[..n]),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionReset => self.eof = true,
+                Ok(Err(e)) => return Poll::Ready(Err(e.into())),
+                Err(_would_block) => {}
+            }
+            fds.extend(received);
+        }
+    }
+
+    pub(crate) async fn recv(&mut self) -> Result<Option<FromShepherd>, Error> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Takes the `n` descriptors that came with a `Spawned` frame.
+    pub(crate) fn take_fds(&mut self, n: usize) -> Result<Vec<OwnedFd>, Error> {
+        if self.fds.len() < n {
+            return Err(protocol_error(format!(
+                "expected {n} descriptors, received {}",
+                self.fds.len()
+            )));
+        }
+        Ok(self.fds.drain(..n).collect())
+    }
+}
+
+/// Sends one small frame without waiting. A frame of a few bytes fits the
+/// socket buffer whole (the shepherd drains it continuously), and one `send`
+/// of it is not interleaved with another sender's.
+pub(crate) fn send_now(fd: &OwnedFd, msg: &ToShepherd) -> io::Result<()> {
+    let mut bytes = Vec::with_capacity(16);
+    msg.encode(&mut bytes);
+    let n = loop {
+        match sys::send(fd.as_raw_fd(), &bytes) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    if n != bytes.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "control socket full",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! Safe execution of OS processes.
+//!
+//! Every command runs under its own small **shepherd** process. The shepherd
+//! starts the child in a new process group, hands its pipes to this library,
+//! reports its exit with CPU time and peak memory, and — when this program
+//! goes away, however it dies, even by SIGKILL — sends SIGTERM to the whole
+//! tree, SIGKILL after the kill timeout, and reaps everything. No orphans, no
+//! zombies.
+//!
+//! Output is read only when asked for ([backpressure](Command::stream)),
+//! stdin is written concurrently with reading (no deadlock at any size), and
+//! signals go to the whole process group.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), net_runner::Error> {
+//! use std::time::Duration;
+//! use net_runner::{Command, Signal};
+//!
+//! // Collect everything.
+//! let out = Command::new("sort").input("b\na\n").timeout(Duration::from_secs(5)).run().await?;
+//! assert_eq!(out.stdout, b"a\nb\n");
+//!
+//! // Interactive.
+//! let mut p = Command::new("cat").spawn().await?;
+//! p.write(b"hi").await?;
+//! p.close_stdin();
+//! assert_eq!(p.read().await?.as_deref(), Some(&b"hi"[..]));
+//! assert!(p.wait().await?.success());
+//!
+//! // Signals reach the whole group.
+//! let mut p = Command::new("sleep").arg("60").spawn().await?;
+//! p.kill(Signal::Term)?;
+//! assert_eq!(p.wait().await?.shell_code(), 143);
+//! # Ok(()) }
+//! ```
+//!
+//! Without a runtime, use [`Command::run_blocking`].
+//!
+//! The shepherd binary is built and embedded by this crate's build script;
+//! set `NETRUNNER_SHEPHERD` to use another one.
+#![warn(missing_docs)]
+
+mod blocking;
+mod command;
+mod control;
+mod error;
+mod launch;
+mod output;
+mod pipe;
+mod process;
+mod pump;
+mod reaper;
+mod shepherd_exe;
+mod signal;
+mod stats;
+mod status;
+mod stream;
+mod sys;
+
+pub use command::{Command, Input, Stderr, DEFAULT_KILL_TIMEOUT};
+pub use error::{Error, Result};
+pub use output::Output;
+pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
+pub use process::{Process, ProcessHandle};
+pub use pump::Chunk;
+pub use shepherd_exe::SHEPHERD_ENV;
+pub use signal::Signal;
+pub use stats::Stats;
+pub use status::ExitStatus;
+pub use stream::{ProcessStream, TaggedStream};

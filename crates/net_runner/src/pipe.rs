@@ -1,0 +1,228 @@
+//! The library's ends of the child's pipes, driven by tokio readiness.
+//!
+//! Nothing is read until asked for: the data waits in the kernel pipe, and a
+//! full pipe blocks the writer. That is the whole of backpressure.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+
+use crate::stats::Counters;
+use crate::sys;
+
+/// Bytes asked of the kernel per read when reading chunks.
+pub(crate) const CHUNK: usize = 128 * 1024;
+
+/// Which counter a reader feeds.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Stdout,
+    Stderr,
+}
+
+/// A non-blocking pipe read end.
+#[derive(Debug)]
+struct PipeReader {
+    fd: AsyncFd<OwnedFd>,
+    counters: Arc<Counters>,
+    source: Source,
+    buf: BytesMut,
+}
+
+impl PipeReader {
+    fn new(fd: OwnedFd, counters: Arc<Counters>, source: Source) -> io::Result<Self> {
+        Ok(PipeReader {
+            fd: sys::register(fd, Interest::READABLE)?,
+            counters,
+            source,
+            buf: BytesMut::new(),
+        })
+    }
+
+    fn count(&self, n: usize) {
+        let c = match self.source {
+            Source::Stdout => &self.counters.bytes_out,
+            Source::Stderr => &self.counters.bytes_err,
+        };
+        c.fetch_add(n as u64, Relaxed);
+        self.counters.reads.fetch_add(1, Relaxed);
+    }
+
+    /// Reads into `dst`, waiting for readiness.
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        dst: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
+            match guard.try_io(|fd| retry_eintr(|| sys::read(fd.as_raw_fd(), dst))) {
+                Ok(Ok(n)) => {
+                    if n > 0 {
+                        self.count(n);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// One chunk of up to `max` bytes; `None` at end of file.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Option<Bytes>>> {
+        if self.buf.capacity() < max {
+            // Reuses the old allocation when all earlier chunks were dropped.
+            self.buf.reserve(max);
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let polled = self.poll_read_into(cx, &mut buf.spare_capacity_mut()[..max]);
+        self.buf = buf;
+        let n = ready!(polled)?;
+        if n == 0 {
+            return Poll::Ready(Ok(None));
+        }
+        // SAFETY: the kernel initialised the first `n` spare bytes.
+        unsafe { self.buf.set_len(n) };
+        Poll::Ready(Ok(Some(self.buf.split().freeze())))
+    }
+}
+
+fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+macro_rules! reader {
+    ($name:ident, $source:expr, $doc:literal) => {
+        #[doc = $doc]
+        ///
+        /// Implements tokio's [`AsyncRead`]; [`read_chunk`](Self::read_chunk)
+        /// returns owned [`Bytes`] without an extra copy.
+        #[derive(Debug)]
+        pub struct $name(PipeReader);
+
+        impl $name {
+            pub(crate) fn new(fd: OwnedFd, counters: Arc<Counters>) -> io::Result<Self> {
+                Ok($name(PipeReader::new(fd, counters, $source)?))
+            }
+
+            /// Reads the next chunk of at most `max` bytes (as much as the
+            /// pipe holds, up to `max`); `Ok(None)` at end of file.
+            /// Cancel-safe: no data is lost if the future is dropped.
+            pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<Bytes>> {
+                let max = max.max(1);
+                std::future::poll_fn(|cx| self.0.poll_chunk(cx, max)).await
+            }
+        }
+
+        impl AsyncRead for $name {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                let this = self.get_mut();
+                // SAFETY: we only write initialised bytes and report them.
+                let n = ready!(this.0.poll_read_into(cx, unsafe { buf.unfilled_mut() }))?;
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+        }
+
+        impl AsRawFd for $name {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.0.fd.as_raw_fd()
+            }
+        }
+    };
+}
+
+reader!(
+    ChildStdout,
+    Source::Stdout,
+    "The read end of the child's stdout."
+);
+reader!(
+    ChildStderr,
+    Source::Stderr,
+    "The read end of the child's stderr."
+);
+
+/// The write end of the child's stdin. Dropping it closes the child's stdin
+/// (the child reads end of file).
+///
+/// Implements tokio's [`AsyncWrite`]; `shutdown` is a no-op, drop closes.
+#[derive(Debug)]
+pub struct ChildStdin {
+    fd: AsyncFd<OwnedFd>,
+    counters: Arc<Counters>,
+}
+
+impl ChildStdin {
+    pub(crate) fn new(fd: OwnedFd, counters: Arc<Counters>) -> io::Result<Self> {
+        Ok(ChildStdin {
+            fd: sys::register(fd, Interest::WRITABLE)?,
+            counters,
+        })
+    }
+
+    /// Writes all of `data`, waiting while the pipe is full. A child that
+    /// closed its stdin gives [`io::ErrorKind::BrokenPipe`].
+    pub async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let n = std::future::poll_fn(|cx| self.poll_write_raw(cx, data)).await?;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    fn poll_write_raw(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
+            match guard.try_io(|fd| retry_eintr(|| sys::write(fd.as_raw_fd(), data))) {
+                Ok(Ok(n)) => {
+                    self.counters.bytes_in.fetch_add(n as u64, Relaxed);
+                    self.counters.writes.fetch_add(1, Relaxed);
+                    return Poll::Ready(Ok(n));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for ChildStdin {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_raw(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsRawFd for ChildStdin {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}

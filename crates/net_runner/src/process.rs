@@ -1,0 +1,325 @@
+//! A handle on one running child and its shepherd.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use net_runner_proto::{ExitReport, FromShepherd, StdioMode, ToShepherd};
+
+use crate::control::{self, ControlChannel};
+use crate::launch::Launched;
+use crate::pipe::{ChildStderr, ChildStdin, ChildStdout, CHUNK};
+use crate::stats::Counters;
+use crate::{reaper, Error, ExitStatus, Signal, Stats};
+
+/// A running (or finished) child process.
+///
+/// Created by [`Command::spawn`](crate::Command::spawn). Dropping a `Process`
+/// whose child still runs never blocks and never leaks: the control channel
+/// closes, the shepherd sends SIGTERM to the whole tree, SIGKILL after the
+/// kill timeout, reaps everything and exits; a background thread reaps the
+/// shepherd.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), net_runner::Error> {
+/// use net_runner::Command;
+/// let mut p = Command::new("cat").spawn().await?;
+/// p.write(b"hi").await?;
+/// p.close_stdin();
+/// assert_eq!(p.read().await?.as_deref(), Some(&b"hi"[..]));
+/// assert_eq!(p.read().await?, None);
+/// assert!(p.wait().await?.success());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Process {
+    pid: libc::pid_t,
+    shepherd_pid: libc::pid_t,
+    control: ControlChannel,
+    stdin: Option<ChildStdin>,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    counters: Arc<Counters>,
+    started: Instant,
+    exit: Option<(ExitReport, Instant)>,
+    /// The shepherd closed the channel (it exited or is exiting).
+    shepherd_done: bool,
+}
+
+/// A cheap handle that can signal a process from elsewhere (another task,
+/// a signal handler loop) without owning it. It does not keep the process
+/// alive: once the [`Process`] is dropped, signalling is a no-op.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), net_runner::Error> {
+/// use net_runner::{Command, Signal};
+/// let mut p = Command::new("sleep").arg("30").spawn().await?;
+/// let handle = p.handle();
+/// handle.kill(Signal::Term)?;
+/// assert_eq!(p.wait().await?.signal_kind(), Some(Signal::Term));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProcessHandle {
+    pid: libc::pid_t,
+    control: Weak<OwnedFd>,
+}
+
+impl ProcessHandle {
+    /// The child's pid (also its process group id).
+    pub fn os_pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// Sends `signal` to the child's whole process group. `Ok(())` if the
+    /// process is already gone.
+    pub fn kill(&self, signal: Signal) -> Result<(), Error> {
+        match self.control.upgrade() {
+            Some(fd) => send_ignoring_gone(
+                &fd,
+                &ToShepherd::Signal {
+                    signal: signal.as_raw(),
+                },
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// Graceful stop: SIGTERM to the group, SIGKILL after the kill timeout.
+    pub fn shutdown(&self) -> Result<(), Error> {
+        match self.control.upgrade() {
+            Some(fd) => send_ignoring_gone(&fd, &ToShepherd::Shutdown),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A shepherd that already exited has nothing left to signal.
+fn send_ignoring_gone(fd: &OwnedFd, msg: &ToShepherd) -> Result<(), Error> {
+    match control::send_now(fd, msg) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+impl Process {
+    /// Wraps a launched child; `fds` are in stdin, stdout, stderr order,
+    /// present for each stream that `modes` says is piped.
+    pub(crate) fn from_launched(
+        launched: Launched,
+        modes: [StdioMode; 3],
+        started: Instant,
+    ) -> Result<Self, Error> {
+        let Launched {
+            shepherd_pid,
+            child_pid,
+            control,
+            fds,
+        } = launched;
+        let counters = Arc::new(Counters::default());
+        let mut fds = fds.into_iter();
+        let mut next = |mode: StdioMode| (mode == StdioMode::Pipe).then(|| fds.next()).flatten();
+        let (stdin_fd, stdout_fd, stderr_fd) = (next(modes[0]), next(modes[1]), next(modes[2]));
+        let mut process = Process {
+            pid: child_pid,
+            shepherd_pid,
+            control,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            counters: counters.clone(),
+            started,
+            exit: None,
+            shepherd_done: false,
+        };
+        // On error `process` drops here, which cleans up the child.
+        process.stdin = stdin_fd
+            .map(|fd| ChildStdin::new(fd, counters.clone()))
+            .transpose()?;
+        process.stdout = stdout_fd
+            .map(|fd| ChildStdout::new(fd, counters.clone()))
+            .transpose()?;
+        process.stderr = stderr_fd
+            .map(|fd| ChildStderr::new(fd, counters.clone()))
+            .transpose()?;
+        Ok(process)
+    }
+
+    /// The child's pid, which is also its process group id.
+    pub fn os_pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// The pid of this process's shepherd.
+    pub fn shepherd_pid(&self) -> u32 {
+        self.shepherd_pid as u32
+    }
+
+    /// A handle for signalling this process from elsewhere.
+    pub fn handle(&self) -> ProcessHandle {
+        ProcessHandle {
+            pid: self.pid,
+            control: self.control.weak(),
+        }
+    }
+
+    /// Writes all of `data` to the child's stdin.
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        match &mut self.stdin {
+            Some(stdin) => Ok(stdin.write_all(data).await?),
+            None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "stdin is closed").into()),
+        }
+    }
+
+    /// Closes the child's stdin; it reads end of file. Idempotent.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Reads the next chunk of stdout (up to 128 KiB, whatever the pipe
+    /// holds); `Ok(None)` at end of file.
+    pub async fn read(&mut self) -> Result<Option<Bytes>, Error> {
+        match &mut self.stdout {
+            Some(out) => Ok(out.read_chunk(CHUNK).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the next chunk of stderr; `Ok(None)` at end of file, or when
+    /// stderr is not consumed.
+    pub async fn read_stderr(&mut self) -> Result<Option<Bytes>, Error> {
+        match &mut self.stderr {
+            Some(err) => Ok(err.read_chunk(CHUNK).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes the stdin writer (tokio `AsyncWrite`), e.g. to use it in another task.
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.stdin.take()
+    }
+
+    /// Takes the stdout reader (tokio `AsyncRead`).
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.stdout.take()
+    }
+
+    /// Takes the stderr reader (tokio `AsyncRead`), if stderr is consumed.
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.stderr.take()
+    }
+
+    /// Sends `signal` to the child's whole process group. A no-op once the
+    /// child has exited: a signal never reaches a recycled pid, because the
+    /// shepherd, which sends it, is the one that reaps the child.
+    pub fn kill(&self, signal: Signal) -> Result<(), Error> {
+        if self.exit.is_some() {
+            return Ok(());
+        }
+        send_ignoring_gone(
+            self.control_fd(),
+            &ToShepherd::Signal {
+                signal: signal.as_raw(),
+            },
+        )
+    }
+
+    fn control_fd(&self) -> &OwnedFd {
+        self.control.fd_ref()
+    }
+
+    /// Waits for the child to exit and returns its status. Safe to call again.
+    pub async fn wait(&mut self) -> Result<ExitStatus, Error> {
+        std::future::poll_fn(|cx| self.poll_wait(cx)).await
+    }
+
+    /// Non-blocking: the exit status if the child has exited.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, Error> {
+        let waker = futures_util::task::noop_waker_ref();
+        match self.poll_wait(&mut Context::from_waker(waker)) {
+            Poll::Ready(r) => r.map(Some),
+            Poll::Pending => Ok(None),
+        }
+    }
+
+    /// Whether the child is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.try_wait(), Ok(None))
+    }
+
+    pub(crate) fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<Result<ExitStatus, Error>> {
+        loop {
+            if let Some((report, _)) = self.exit {
+                return Poll::Ready(Ok(ExitStatus(report.termination)));
+            }
+            if self.shepherd_done {
+                return Poll::Ready(Err(Error::Shepherd(
+                    "shepherd exited without reporting the child's exit".into(),
+                )));
+            }
+            match std::task::ready!(self.control.poll_recv(cx)) {
+                Ok(Some(FromShepherd::Exited(report))) => {
+                    self.exit = Some((report, Instant::now()));
+                    reaper::reap(self.shepherd_pid);
+                }
+                Ok(Some(FromShepherd::Error { message })) => {
+                    tracing::debug!(pid = self.pid, %message, "shepherd reported an error");
+                }
+                Ok(Some(other)) => {
+                    tracing::debug!(pid = self.pid, ?other, "unexpected message from shepherd");
+                }
+                Ok(None) => {
+                    self.shepherd_done = true;
+                    reaper::reap(self.shepherd_pid);
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Graceful stop: SIGTERM to the group, SIGKILL after the kill timeout
+    /// (both sent by the shepherd), then waits for the exit.
+    pub async fn shutdown(&mut self) -> Result<ExitStatus, Error> {
+        self.start_shutdown()?;
+        self.wait().await
+    }
+
+    pub(crate) fn start_shutdown(&self) -> Result<(), Error> {
+        if self.exit.is_some() {
+            return Ok(());
+        }
+        send_ignoring_gone(self.control_fd(), &ToShepherd::Shutdown)
+    }
+
+    /// Statistics so far; CPU time and peak memory once the child exited.
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        self.counters.fill(&mut stats);
+        match self.exit {
+            Some((report, at)) => {
+                stats.wall_time = at.duration_since(self.started);
+                stats.exit_status = Some(ExitStatus(report.termination));
+                stats.user_time = Some(Duration::from_micros(report.user_time_us));
+                stats.system_time = Some(Duration::from_micros(report.system_time_us));
+                stats.max_rss_bytes = Some(report.max_rss_kib * 1024);
+            }
+            None => stats.wall_time = self.started.elapsed(),
+        }
+        stats
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if !self.shepherd_done {
+            // Closing the channel (when the fields drop, right after this)
+            // tells the shepherd to clean up; the reaper collects it after.
+            reaper::reap(self.shepherd_pid);
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Reaps shepherds that are still finishing their work when their `Process`
+//! is gone, so that no shepherd is ever left a zombie and no caller blocks.
+//!
+//! One lazily started thread polls the pending pids; it sleeps on its
+//! channel while nothing is pending.
+
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::sys;
+
+static QUEUE: OnceLock<Mutex<Sender<libc::pid_t>>> = OnceLock::new();
+
+/// Reaps `pid` now if it has exited, otherwise in the background.
+pub(crate) fn reap(pid: libc::pid_t) {
+    if sys::try_reap(pid) {
+        return;
+    }
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = channel::<libc::pid_t>();
+        std::thread::Builder::new()
+            .name("netrunner-reaper".into())
+            .spawn(move || {
+                let mut pending: Vec<libc::pid_t> = Vec::new();
+                loop {
+                    let next = if pending.is_empty() {
+                        rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+                    } else {
+                        rx.recv_timeout(Duration::from_millis(10))
+                    };
+                    match next {
+                        Ok(pid) => pending.push(pid),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    pending.retain(|&pid| !sys::try_reap(pid));
+                }
+            })
+            .expect("cannot start the netrunner-reaper thread");
+        Mutex::new(tx)
+    });
+    let _ = queue.lock().unwrap_or_else(|e| e.into_inner()).send(pid);
+}

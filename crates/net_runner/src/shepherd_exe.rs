@@ -1,0 +1,138 @@
+//! Finding the shepherd executable.
+//!
+//! By default the shepherd is embedded in the library (built by `build.rs`)
+//! and exposed as a sealed in-memory file (`memfd`), executed through
+//! `/proc/self/fd/N`: nothing is written to disk and nothing can swap the
+//! binary under us. `NETRUNNER_SHEPHERD=/path` overrides it. Where the kernel
+//! forbids executing memfds (`vm.memfd_noexec`), the embedded binary is
+//! written once to a private, owner-only directory instead.
+
+use std::ffi::{CString, OsString};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Environment variable naming a shepherd binary to use instead of the
+/// embedded one.
+pub const SHEPHERD_ENV: &str = "NETRUNNER_SHEPHERD";
+
+pub(crate) struct ShepherdExe {
+    pub(crate) path: CString,
+    /// Keeps the memfd (and so the `/proc/self/fd/N` path) alive.
+    _memfd: Option<OwnedFd>,
+}
+
+static EXE: OnceLock<Result<ShepherdExe, String>> = OnceLock::new();
+
+/// The shepherd to start, located once per process.
+pub(crate) fn get() -> Result<&'static ShepherdExe, crate::Error> {
+    EXE.get_or_init(locate)
+        .as_ref()
+        .map_err(|e| crate::Error::Shepherd(e.clone()))
+}
+
+fn locate() -> Result<ShepherdExe, String> {
+    if let Some(path) = std::env::var_os(SHEPHERD_ENV) {
+        return Ok(ShepherdExe {
+            path: CString::new(path.into_vec())
+                .map_err(|_| format!("{SHEPHERD_ENV} contains a NUL byte"))?,
+            _memfd: None,
+        });
+    }
+    let bytes = embedded().ok_or_else(|| {
+        format!("this build of net_runner has no embedded shepherd; set {SHEPHERD_ENV}")
+    })?;
+    if memfd_exec_allowed() {
+        if let Ok(exe) = memfd(bytes) {
+            return Ok(exe);
+        }
+    }
+    private_file(bytes).map_err(|e| format!("cannot install the embedded shepherd: {e}"))
+}
+
+#[cfg(not(netrunner_no_embed))]
+fn embedded() -> Option<&'static [u8]> {
+    Some(include_bytes!(env!("NETRUNNER_EMBEDDED_SHEPHERD")))
+}
+
+#[cfg(netrunner_no_embed)]
+fn embedded() -> Option<&'static [u8]> {
+    None
+}
+
+fn memfd_exec_allowed() -> bool {
+    match std::fs::read_to_string("/proc/sys/vm/memfd_noexec") {
+        Ok(v) => v.trim() == "0",
+        // Older kernels have no such knob and always allow it.
+        Err(_) => std::path::Path::new("/proc/self/fd").exists(),
+    }
+}
+
+fn memfd(bytes: &[u8]) -> io::Result<ShepherdExe> {
+    let fd = unsafe {
+        libc::memfd_create(
+            c"netrunner-shepherd".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(fd.try_clone()?);
+    file.write_all(bytes)?;
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+    crate::sys::cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    Ok(ShepherdExe {
+        path: CString::new(path).expect("no NUL in a formatted path"),
+        _memfd: Some(fd),
+    })
+}
+
+/// Writes the binary to `$XDG_RUNTIME_DIR` (or the temp dir) under a
+/// per-user, mode-0700 directory, named by size and checksum.
+fn private_file(bytes: &[u8]) -> io::Result<ShepherdExe> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let uid = unsafe { libc::getuid() };
+    let dir = base.join(format!("netrunner-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::symlink_metadata(&dir)?;
+    use std::os::unix::fs::MetadataExt;
+    if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is not a private directory", dir.display()),
+        ));
+    }
+    let sum = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    let path = dir.join(format!("shepherd-{}-{sum:016x}", bytes.len()));
+    if !path.exists() {
+        let tmp = dir.join(format!("shepherd.tmp.{}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o700)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(ShepherdExe {
+        path: CString::new(OsString::from(path).into_vec())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in temp path"))?,
+        _memfd: None,
+    })
+}

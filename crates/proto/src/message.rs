@@ -1,0 +1,331 @@
+//! The messages of each direction, and their payload layouts.
+
+use crate::codec::{put_bytes, put_i32, put_u16, put_u64, put_u8, Reader};
+use crate::{encode_frame, DecodeError, Frame, SpawnRequest, WindowSize, MAGIC, PROTOCOL_VERSION};
+
+/// Messages from the library to the shepherd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToShepherd {
+    /// First frame on the channel: magic and protocol version.
+    Hello {
+        /// The sender's [`PROTOCOL_VERSION`].
+        version: u16,
+    },
+    /// Start the child. Sent once, right after `Hello`.
+    Spawn(SpawnRequest),
+    /// Send a signal to the child's whole process group.
+    Signal {
+        /// Signal number (the shepherd validates it).
+        signal: i32,
+    },
+    /// SIGTERM the group, wait the kill timeout, then SIGKILL.
+    Shutdown,
+    /// Resize the child's terminal (PTY mode).
+    SetWindowSize(WindowSize),
+}
+
+/// Messages from the shepherd to the library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromShepherd {
+    /// Answer to the library's `Hello`.
+    Hello {
+        /// The shepherd's [`PROTOCOL_VERSION`].
+        version: u16,
+    },
+    /// The child exec'd. `fds` descriptors travel with this frame by
+    /// `SCM_RIGHTS`, in the order stdin, stdout, stderr (each only if piped),
+    /// or a single PTY master.
+    Spawned {
+        /// The child's pid, which is also its process group id.
+        pid: i32,
+        /// How many descriptors ride along with this frame.
+        fds: u8,
+    },
+    /// The child could not be started.
+    SpawnFailed {
+        /// Where it failed.
+        stage: SpawnStage,
+        /// The `errno` of the failing call.
+        errno: i32,
+    },
+    /// The child has exited and been reaped.
+    Exited(ExitReport),
+    /// The shepherd refused a message (bad request, unsupported feature).
+    Error {
+        /// A human-readable reason.
+        message: String,
+    },
+}
+
+/// The step of starting a child that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpawnStage {
+    /// Creating pipes or the PTY in the shepherd.
+    Stdio,
+    /// `fork` in the shepherd.
+    Fork,
+    /// `chdir` to the requested working directory.
+    Chdir,
+    /// Setting up the child before exec (dup2, process group, signals).
+    Setup,
+    /// `execve` (including the `PATH` search).
+    Exec,
+}
+
+impl SpawnStage {
+    /// Stable wire value.
+    pub fn to_u8(self) -> u8 {
+        match self {
+            SpawnStage::Stdio => 1,
+            SpawnStage::Fork => 2,
+            SpawnStage::Chdir => 3,
+            SpawnStage::Setup => 4,
+            SpawnStage::Exec => 5,
+        }
+    }
+    /// Parses a wire value.
+    pub fn from_u8(v: u8) -> Result<Self, DecodeError> {
+        Ok(match v {
+            1 => SpawnStage::Stdio,
+            2 => SpawnStage::Fork,
+            3 => SpawnStage::Chdir,
+            4 => SpawnStage::Setup,
+            5 => SpawnStage::Exec,
+            _ => return Err(DecodeError::BadValue("spawn stage")),
+        })
+    }
+}
+
+/// How the child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Termination {
+    /// Normal exit with this code.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled {
+        /// The signal number.
+        signal: i32,
+        /// Whether a core dump was written.
+        core_dumped: bool,
+    },
+}
+
+/// The child's end, with its resource usage from `wait4`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExitReport {
+    /// Exit code or signal.
+    pub termination: Termination,
+    /// User CPU time, microseconds.
+    pub user_time_us: u64,
+    /// System CPU time, microseconds.
+    pub system_time_us: u64,
+    /// Peak resident set size, KiB.
+    pub max_rss_kib: u64,
+}
+
+const TO_HELLO: u8 = 0x01;
+const TO_SPAWN: u8 = 0x02;
+const TO_SIGNAL: u8 = 0x03;
+const TO_SHUTDOWN: u8 = 0x04;
+const TO_WINSIZE: u8 = 0x05;
+
+const FROM_HELLO: u8 = 0x81;
+const FROM_SPAWNED: u8 = 0x82;
+const FROM_SPAWN_FAILED: u8 = 0x83;
+const FROM_EXITED: u8 = 0x84;
+const FROM_ERROR: u8 = 0x85;
+
+fn hello_payload(version: u16) -> Vec<u8> {
+    let mut p = MAGIC.to_vec();
+    put_u16(&mut p, version);
+    p
+}
+
+fn decode_hello(r: &mut Reader<'_>) -> Result<u16, DecodeError> {
+    let magic = [r.u8()?, r.u8()?, r.u8()?, r.u8()?];
+    if magic != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    r.u16()
+}
+
+impl ToShepherd {
+    /// The `Hello` this crate's version sends.
+    pub fn hello() -> Self {
+        ToShepherd::Hello {
+            version: PROTOCOL_VERSION,
+        }
+    }
+
+    /// Appends this message as one frame to `out`.
+    ///
+    /// ```
+    /// use net_runner_proto::{FrameDecoder, ToShepherd};
+    /// let mut out = Vec::new();
+    /// ToShepherd::hello().encode(&mut out);
+    /// let mut d = FrameDecoder::new();
+    /// d.push(&out);
+    /// let frame = d.next_frame().unwrap().unwrap();
+    /// assert_eq!(ToShepherd::decode(&frame).unwrap(), ToShepherd::hello());
+    /// ```
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            ToShepherd::Hello { version } => encode_frame(out, TO_HELLO, &hello_payload(*version)),
+            ToShepherd::Spawn(req) => encode_frame(out, TO_SPAWN, &req.encode()),
+            ToShepherd::Signal { signal } => encode_frame(out, TO_SIGNAL, &signal.to_le_bytes()),
+            ToShepherd::Shutdown => encode_frame(out, TO_SHUTDOWN, &[]),
+            ToShepherd::SetWindowSize(ws) => {
+                let mut p = Vec::with_capacity(4);
+                put_u16(&mut p, ws.rows);
+                put_u16(&mut p, ws.cols);
+                encode_frame(out, TO_WINSIZE, &p)
+            }
+        }
+    }
+
+    /// Decodes one frame of this direction.
+    pub fn decode(frame: &Frame) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(&frame.payload);
+        let msg = match frame.kind {
+            TO_HELLO => ToShepherd::Hello {
+                version: decode_hello(&mut r)?,
+            },
+            TO_SPAWN => return Ok(ToShepherd::Spawn(SpawnRequest::decode(&frame.payload)?)),
+            TO_SIGNAL => ToShepherd::Signal { signal: r.i32()? },
+            TO_SHUTDOWN => ToShepherd::Shutdown,
+            TO_WINSIZE => ToShepherd::SetWindowSize(WindowSize {
+                rows: r.u16()?,
+                cols: r.u16()?,
+            }),
+            other => return Err(DecodeError::UnknownKind(other)),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+impl FromShepherd {
+    /// The `Hello` this crate's version sends.
+    pub fn hello() -> Self {
+        FromShepherd::Hello {
+            version: PROTOCOL_VERSION,
+        }
+    }
+
+    /// Appends this message as one frame to `out`.
+    ///
+    /// ```
+    /// use net_runner_proto::{FrameDecoder, FromShepherd};
+    /// let mut out = Vec::new();
+    /// FromShepherd::Spawned { pid: 42, fds: 3 }.encode(&mut out);
+    /// let mut d = FrameDecoder::new();
+    /// d.push(&out);
+    /// let frame = d.next_frame().unwrap().unwrap();
+    /// assert_eq!(
+    ///     FromShepherd::decode(&frame).unwrap(),
+    ///     FromShepherd::Spawned { pid: 42, fds: 3 }
+    /// );
+    /// ```
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut p = Vec::new();
+        let kind = match self {
+            FromShepherd::Hello { version } => {
+                p = hello_payload(*version);
+                FROM_HELLO
+            }
+            FromShepherd::Spawned { pid, fds } => {
+                put_i32(&mut p, *pid);
+                put_u8(&mut p, *fds);
+                FROM_SPAWNED
+            }
+            FromShepherd::SpawnFailed { stage, errno } => {
+                put_u8(&mut p, stage.to_u8());
+                put_i32(&mut p, *errno);
+                FROM_SPAWN_FAILED
+            }
+            FromShepherd::Exited(report) => {
+                match report.termination {
+                    Termination::Exited(code) => {
+                        put_u8(&mut p, 0);
+                        put_i32(&mut p, code);
+                    }
+                    Termination::Signaled {
+                        signal,
+                        core_dumped,
+                    } => {
+                        put_u8(&mut p, if core_dumped { 2 } else { 1 });
+                        put_i32(&mut p, signal);
+                    }
+                }
+                put_u64(&mut p, report.user_time_us);
+                put_u64(&mut p, report.system_time_us);
+                put_u64(&mut p, report.max_rss_kib);
+                FROM_EXITED
+            }
+            FromShepherd::Error { message } => {
+                put_bytes(&mut p, message.as_bytes());
+                FROM_ERROR
+            }
+        };
+        encode_frame(out, kind, &p);
+    }
+
+    /// Decodes one frame of this direction.
+    pub fn decode(frame: &Frame) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(&frame.payload);
+        let msg = match frame.kind {
+            FROM_HELLO => FromShepherd::Hello {
+                version: decode_hello(&mut r)?,
+            },
+            FROM_SPAWNED => FromShepherd::Spawned {
+                pid: r.i32()?,
+                fds: r.u8()?,
+            },
+            FROM_SPAWN_FAILED => FromShepherd::SpawnFailed {
+                stage: SpawnStage::from_u8(r.u8()?)?,
+                errno: r.i32()?,
+            },
+            FROM_EXITED => {
+                let how = r.u8()?;
+                let value = r.i32()?;
+                let termination = match how {
+                    0 => Termination::Exited(value),
+                    1 | 2 => Termination::Signaled {
+                        signal: value,
+                        core_dumped: how == 2,
+                    },
+                    _ => return Err(DecodeError::BadValue("termination")),
+                };
+                FromShepherd::Exited(ExitReport {
+                    termination,
+                    user_time_us: r.u64()?,
+                    system_time_us: r.u64()?,
+                    max_rss_kib: r.u64()?,
+                })
+            }
+            FROM_ERROR => FromShepherd::Error {
+                message: String::from_utf8_lossy(r.bytes()?).into_owned(),
+            },
+            other => return Err(DecodeError::UnknownKind(other)),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+/// Checks a peer's `Hello` version against ours.
+///
+/// ```
+/// assert!(net_runner_proto::check_version(net_runner_proto::PROTOCOL_VERSION).is_ok());
+/// assert!(net_runner_proto::check_version(999).is_err());
+/// ```
+pub fn check_version(theirs: u16) -> Result<(), DecodeError> {
+    if theirs == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(DecodeError::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs,
+        })
+    }
+}

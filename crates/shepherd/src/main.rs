@@ -1,0 +1,355 @@
+//! `netrunner-shepherd`: one per command, started by the `net_runner` library.
+//!
+//! It finds its control socket on fd 3, reads `Hello` and `Spawn`, starts the
+//! child, hands the pipe ends to the library, reports the child's exit, and
+//! makes sure nothing of the child's tree outlives the owner: when the
+//! control socket hangs up (the owner is gone, however it died) it sends
+//! SIGTERM to the tree, waits the kill timeout, SIGKILLs what is left, reaps
+//! everything and exits.
+//!
+//! Single-threaded, one `poll` loop, never blocked on anything but `poll`.
+
+mod child;
+mod control;
+mod sys;
+mod tree;
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use net_runner_proto::{
+    check_version, ExitReport, FromShepherd, SpawnRequest, ToShepherd, CONTROL_FD,
+};
+
+use control::Control;
+
+fn main() {
+    match run() {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("netrunner-shepherd: {e}");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn run() -> io::Result<()> {
+    ensure_std_fds();
+    let mut control = Control::from_inherited(CONTROL_FD).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("no control socket on fd {CONTROL_FD} ({e}); this program is started by the net_runner library"),
+        )
+    })?;
+    unsafe {
+        // Descendants that escape the process group come back to us.
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        // Terminal signals meant for the owner's group must not kill the
+        // shepherd: without it, nothing would clean up the child.
+        for sig in [
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGHUP,
+            libc::SIGPIPE,
+            libc::SIGTSTP,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+        ] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+    }
+    let sigfd = sys::signalfd(&[libc::SIGCHLD, libc::SIGTERM])?;
+
+    let Some(req) = read_spawn_request(&mut control)? else {
+        return Ok(()); // the owner left before asking for anything
+    };
+    control.queue(&FromShepherd::hello());
+    if req.pty.is_some() {
+        control.queue(&FromShepherd::Error {
+            message: "PTY mode is not supported by this shepherd yet".into(),
+        });
+        let _ = control.flush(&[]);
+        return Ok(());
+    }
+    let started = match child::start(&req) {
+        Ok(s) => s,
+        Err((stage, errno)) => {
+            control.queue(&FromShepherd::SpawnFailed { stage, errno });
+            let _ = control.flush(&[]);
+            return Ok(());
+        }
+    };
+    Shepherd {
+        control,
+        sigfd,
+        pid: started.pid,
+        status_pipe: Some(started.status_pipe),
+        library_fds: started.library_fds,
+        spawned_sent: false,
+        exit: None,
+        exit_sent: false,
+        owner_gone: false,
+        deadline: None,
+        kill_timeout: Duration::from_millis(req.kill_timeout_ms),
+        kill_leftovers: req.kill_leftovers,
+    }
+    .run()
+}
+
+/// Makes sure fds 0–2 are open, so that no pipe we create lands on them.
+fn ensure_std_fds() {
+    for fd in 0..3 {
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if null >= 0 && null != fd {
+                unsafe {
+                    libc::dup2(null, fd);
+                    libc::close(null);
+                }
+            }
+        }
+    }
+}
+
+/// Reads frames until `Hello` and `Spawn` have arrived. `Ok(None)` if the
+/// owner hung up first.
+fn read_spawn_request(control: &mut Control) -> io::Result<Option<SpawnRequest>> {
+    let mut hello = false;
+    loop {
+        for msg in control.wait_frames()? {
+            match msg {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                Some(Ok(ToShepherd::Hello { version })) if !hello => {
+                    if let Err(e) = check_version(version) {
+                        control.queue(&FromShepherd::hello());
+                        control.queue(&FromShepherd::Error {
+                            message: e.to_string(),
+                        });
+                        let _ = control.flush(&[]);
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                    hello = true;
+                }
+                Some(Ok(ToShepherd::Spawn(req))) if hello => return Ok(Some(req)),
+                Some(Ok(other)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("unexpected {other:?} before spawn"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// The running state: one child, its tree, and the owner's channel.
+struct Shepherd {
+    control: Control,
+    sigfd: OwnedFd,
+    /// The child's pid, which is also its process group id.
+    pid: libc::pid_t,
+    /// Open until the child exec'd (EOF) or reported a failure.
+    status_pipe: Option<OwnedFd>,
+    /// The library's ends, sent with `Spawned` and then closed here.
+    library_fds: Vec<OwnedFd>,
+    spawned_sent: bool,
+    exit: Option<ExitReport>,
+    exit_sent: bool,
+    owner_gone: bool,
+    /// When SIGTERM was sent: the moment to SIGKILL what is left.
+    deadline: Option<Instant>,
+    kill_timeout: Duration,
+    kill_leftovers: bool,
+}
+
+impl Shepherd {
+    fn run(mut self) -> io::Result<()> {
+        loop {
+            if self.exit.is_some() && self.spawned_sent && !self.exit_sent {
+                self.send_exit();
+                if !self.kill_leftovers {
+                    return Ok(());
+                }
+                self.terminate();
+            }
+            if self.exit.is_some()
+                && (self.exit_sent || self.owner_gone)
+                && tree::reap_ready(self.pid).none_left
+            {
+                return Ok(());
+            }
+
+            let ready = self.poll()?;
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                return self.finish_by_sigkill();
+            }
+            if ready.status {
+                self.on_exec_status()?;
+                if self.status_pipe.is_some() {
+                    // exec failed: the child is reported and reaped.
+                    return Ok(());
+                }
+            }
+            if ready.signal {
+                self.on_signals();
+            }
+            if ready.control {
+                self.on_control();
+            }
+        }
+    }
+
+    fn poll(&self) -> io::Result<Ready> {
+        let mut fds = Vec::with_capacity(3);
+        let mut slot = |fd: i32| {
+            fds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            fds.len() - 1
+        };
+        let sig = slot(self.sigfd.as_raw_fd());
+        let status = self.status_pipe.as_ref().map(|p| slot(p.as_raw_fd()));
+        let control = (!self.owner_gone).then(|| slot(self.control.fd()));
+        let timeout = match self.deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                left.as_millis().min(i32::MAX as u128) as i32 + 1
+            }
+        };
+        sys::retry(|| {
+            sys::cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) })
+        })?;
+        let hit = |i: Option<usize>| i.is_some_and(|i| fds[i].revents != 0);
+        Ok(Ready {
+            signal: hit(Some(sig)),
+            status: hit(status),
+            control: hit(control),
+        })
+    }
+
+    /// The status pipe became readable: EOF means exec succeeded.
+    fn on_exec_status(&mut self) -> io::Result<()> {
+        let Some(pipe) = &self.status_pipe else {
+            return Ok(());
+        };
+        let mut buf = [0u8; 8];
+        let n = sys::read(pipe.as_raw_fd(), &mut buf)?;
+        if n == 0 {
+            self.status_pipe = None;
+            let fds: Vec<i32> = self.library_fds.iter().map(|f| f.as_raw_fd()).collect();
+            self.control.queue(&FromShepherd::Spawned {
+                pid: self.pid,
+                fds: fds.len() as u8,
+            });
+            if self.control.flush(&fds).is_err() {
+                self.owner_gone = true;
+                self.terminate();
+            }
+            // We keep no copy: EOF and close are the library's business now.
+            self.library_fds.clear();
+            self.spawned_sent = true;
+            return Ok(());
+        }
+        let (stage, errno) = child::decode_status(&buf[..n]);
+        tree::kill_and_reap_all(self.pid, self.pid);
+        self.control
+            .queue(&FromShepherd::SpawnFailed { stage, errno });
+        let _ = self.control.flush(&[]);
+        Ok(())
+    }
+
+    fn on_signals(&mut self) {
+        let signals = sys::drain_signalfd(&self.sigfd);
+        if signals.contains(&(libc::SIGTERM as u32)) {
+            // Someone asks the shepherd itself to stop: clean up the tree.
+            self.terminate();
+        }
+        let reaped = tree::reap_ready(self.pid);
+        if let Some(report) = reaped.main {
+            self.exit = Some(report);
+        }
+    }
+
+    fn on_control(&mut self) {
+        for msg in self.control.read_frames() {
+            match msg {
+                None => {
+                    self.owner_gone = true;
+                    if self.spawned_sent || self.exit.is_some() {
+                        self.terminate();
+                    } else {
+                        // Not even exec'd yet: no grace period needed.
+                        tree::kill_and_reap_all(self.pid, self.pid);
+                        std::process::exit(0);
+                    }
+                    return;
+                }
+                Some(Ok(ToShepherd::Signal { signal })) => {
+                    if self.exit.is_none() {
+                        if let Err(e) = sys::kill(-self.pid, signal) {
+                            self.reply_error(format!("signal {signal}: {e}"));
+                        }
+                    }
+                }
+                Some(Ok(ToShepherd::Shutdown)) => self.terminate(),
+                Some(Ok(ToShepherd::SetWindowSize(_))) => {
+                    self.reply_error("not a PTY session".into());
+                }
+                Some(Ok(other)) => self.reply_error(format!("unexpected message {other:?}")),
+                Some(Err(e)) => {
+                    // The stream is out of sync: treat it as the owner gone.
+                    self.owner_gone = true;
+                    self.reply_error(format!("protocol error: {e}"));
+                    self.terminate();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn reply_error(&mut self, message: String) {
+        self.control.queue(&FromShepherd::Error { message });
+        let _ = self.control.flush(&[]);
+    }
+
+    /// SIGTERM the tree (once) and arm the SIGKILL deadline.
+    fn terminate(&mut self) {
+        if self.deadline.is_none() {
+            tree::signal_all(self.pid, libc::SIGTERM);
+            // A stopped process only sees SIGTERM once continued.
+            tree::signal_all(self.pid, libc::SIGCONT);
+            self.deadline = Some(Instant::now() + self.kill_timeout);
+        }
+    }
+
+    fn finish_by_sigkill(&mut self) -> io::Result<()> {
+        if let Some(report) = tree::kill_and_reap_all(self.pid, self.pid) {
+            self.exit = Some(report);
+        }
+        if self.spawned_sent && !self.exit_sent && !self.owner_gone {
+            self.send_exit();
+        }
+        Ok(())
+    }
+
+    fn send_exit(&mut self) {
+        if let Some(report) = self.exit {
+            self.control.queue(&FromShepherd::Exited(report));
+            if self.control.flush(&[]).is_err() {
+                self.owner_gone = true;
+            }
+            self.exit_sent = true;
+        }
+    }
+}
+
+struct Ready {
+    signal: bool,
+    status: bool,
+    control: bool,
+}
