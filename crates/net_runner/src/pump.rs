@@ -255,7 +255,12 @@ impl Pump {
     }
 
     /// Turns a pump error into the public error, attaching partial output.
-    pub(crate) fn error_with_output(&self, e: PumpError, stdout: Vec<u8>, stderr: Vec<u8>) -> Error {
+    pub(crate) fn error_with_output(
+        &self,
+        e: PumpError,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    ) -> Error {
         match e {
             PumpError::Failed(e) => e,
             PumpError::Aborted(Abort::Timeout(timeout)) => Error::Timeout {

@@ -117,8 +117,11 @@ pub(crate) fn recv_with_fds(
     Ok(n)
 }
 
-/// Starts `program` (an executable path) with `control` as its fd 3, fds
-/// 0–2 inherited, an empty signal mask; returns its pid. `posix_spawn` is a
+/// Starts `program` (an executable path) with `control` as its fd 3,
+/// `/dev/null` as fds 0 and 1, our stderr as fd 2 (for `Stderr::Inherit` and
+/// its diagnostics), an empty signal mask; returns its pid. The shepherd
+/// must not hold our stdin or stdout open: a reader of our stdout would wait
+/// on it. `posix_spawn` is a
 /// vfork-style clone in glibc: it does not copy the caller's address space.
 pub(crate) fn spawn_shepherd(program: &CString, control: &OwnedFd) -> io::Result<libc::pid_t> {
     // dup2 onto itself would keep close-on-exec on some libcs: stay off fd 3.
@@ -141,6 +144,15 @@ pub(crate) fn spawn_shepherd(program: &CString, control: &OwnedFd) -> io::Result
                 control_fd,
                 net_runner_proto::CONTROL_FD,
             ))?;
+            for (fd, flags) in [(0, libc::O_RDONLY), (1, libc::O_WRONLY)] {
+                spawn_err(libc::posix_spawn_file_actions_addopen(
+                    &mut actions,
+                    fd,
+                    c"/dev/null".as_ptr(),
+                    flags,
+                    0,
+                ))?;
+            }
             spawn_err(libc::posix_spawnattr_init(&mut attr))?;
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);

@@ -36,6 +36,7 @@ fn main() {
 
 fn run() -> io::Result<()> {
     ensure_std_fds();
+    close_inherited_fds();
     let mut control = Control::from_inherited(CONTROL_FD).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -108,6 +109,26 @@ fn ensure_std_fds() {
                     libc::close(null);
                 }
             }
+        }
+    }
+}
+
+/// Closes every descriptor above the control socket: whatever the owner
+/// leaked without close-on-exec (a jobserver pipe, a stray file) must not
+/// reach the child, where it could hold someone's pipe open forever.
+fn close_inherited_fds() {
+    let first = (CONTROL_FD + 1) as libc::c_uint;
+    if unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) } == 0 {
+        return;
+    }
+    // Kernels before 5.9: close what /proc lists.
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<i32> = dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|&fd| fd > CONTROL_FD)
+            .collect();
+        for fd in fds {
+            unsafe { libc::close(fd) };
         }
     }
 }

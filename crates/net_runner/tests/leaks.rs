@@ -1,0 +1,59 @@
+//! Many sequential spawns leak no fd and no process. One test per binary so
+//! no other test's processes blur the counts.
+
+mod common;
+
+use std::time::Duration;
+
+use net_runner::Command;
+
+#[test]
+fn a_thousand_sequential_spawns_leak_nothing() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let m = common::marker();
+    rt.block_on(async {
+        // Warm up: the runtime, the memfd and the reaper thread are created once.
+        Command::new("true").run().await.unwrap();
+        let fds_before = common::fd_count();
+        for i in 0..1000 {
+            let cmd = Command::new("sh").env(common::MARKER_VAR, &m);
+            // Mix the ways a process can end: run to completion, spawn and
+            // drop while alive, spawn and wait.
+            match i % 3 {
+                0 => {
+                    let out = cmd.args(["-c", "echo x"]).run().await.unwrap();
+                    assert_eq!(out.stdout, b"x\n");
+                }
+                1 => {
+                    let p = cmd
+                        .args(["-c", "sleep 100"])
+                        .kill_timeout(Duration::from_millis(100))
+                        .spawn()
+                        .await
+                        .unwrap();
+                    drop(p);
+                }
+                _ => {
+                    let mut p = cmd.args(["-c", "exit 0"]).spawn().await.unwrap();
+                    p.close_stdin();
+                    assert!(p.wait().await.unwrap().success());
+                }
+            }
+        }
+        assert!(
+            common::eventually(common::GUARD, || common::fd_count() == fds_before),
+            "fds before {fds_before}, after {}",
+            common::fd_count()
+        );
+    });
+    common::assert_all_gone(&m, common::GUARD);
+    // Every shepherd was reaped: no child of ours is left, zombie or not.
+    assert!(
+        common::eventually(common::GUARD, || common::children().is_empty()),
+        "children left: {:?}",
+        common::children()
+    );
+}

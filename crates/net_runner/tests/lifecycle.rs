@@ -1,0 +1,223 @@
+//! Nothing outlives its owner: kill, drop, shutdown escalation, owner
+//! SIGKILLed, escaped descendants.
+
+mod common;
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use net_runner::{Command, Signal};
+
+use common::{assert_all_gone, marker, pids_with_marker, GUARD, MARKER_VAR};
+
+/// `sh` with a background grandchild, both marked, then waits.
+fn family(marker: &str) -> Command {
+    Command::new("sh")
+        .args(["-c", "sleep 1000 & sleep 1000 & echo ready; wait"])
+        .env(MARKER_VAR, marker)
+}
+
+async fn wait_ready(p: &mut net_runner::Process) {
+    assert_eq!(p.read().await.unwrap().as_deref(), Some(&b"ready\n"[..]));
+}
+
+#[tokio::test]
+async fn kill_reaches_the_whole_group() {
+    let m = marker();
+    let mut p = family(&m).spawn().await.unwrap();
+    wait_ready(&mut p).await;
+    assert_eq!(pids_with_marker(&m).len(), 3);
+    p.kill(Signal::Kill).unwrap();
+    assert_eq!(p.wait().await.unwrap().signal(), Some(9));
+    assert_all_gone(&m, GUARD);
+    // Killing an exited process is a no-op.
+    p.kill(Signal::Term).unwrap();
+}
+
+#[tokio::test]
+async fn drop_of_a_live_process_leaves_nothing() {
+    let m = marker();
+    let mut p = family(&m).spawn().await.unwrap();
+    wait_ready(&mut p).await;
+    let shepherd = p.shepherd_pid() as i32;
+    let started = std::time::Instant::now();
+    drop(p);
+    // Drop does not wait for the tree to die.
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_all_gone(&m, GUARD);
+    // And the shepherd is reaped, not a zombie.
+    assert!(
+        common::eventually(GUARD, || !common::exists(shepherd)),
+        "shepherd {shepherd} not reaped"
+    );
+}
+
+#[tokio::test]
+async fn dropping_a_stream_kills_the_tree() {
+    let m = marker();
+    let mut s = Command::new("sh")
+        .args(["-c", "sleep 1000 & yes"])
+        .env(MARKER_VAR, &m)
+        .stream()
+        .await
+        .unwrap();
+    s.next().await.unwrap().unwrap();
+    drop(s);
+    assert_all_gone(&m, GUARD);
+}
+
+#[tokio::test]
+async fn child_ignoring_sigterm_is_sigkilled_after_kill_timeout() {
+    let m = marker();
+    let mut p = Command::new("sh")
+        .args([
+            "-c",
+            "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .env(MARKER_VAR, &m)
+        .kill_timeout(Duration::from_millis(300))
+        .spawn()
+        .await
+        .unwrap();
+    wait_ready(&mut p).await;
+    let status = p.shutdown().await.unwrap();
+    assert_eq!(status.signal_kind(), Some(Signal::Kill));
+    assert_all_gone(&m, GUARD);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_a_term_handler_run() {
+    let mut p = Command::new("sh")
+        .args([
+            "-c",
+            "trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .spawn()
+        .await
+        .unwrap();
+    wait_ready(&mut p).await;
+    assert_eq!(p.shutdown().await.unwrap().code(), Some(7));
+}
+
+#[tokio::test]
+async fn descendants_that_escape_the_group_are_killed_too() {
+    let m = marker();
+    // setsid moves the grandchild into its own session and group.
+    let mut p = Command::new("sh")
+        .args(["-c", "setsid sleep 1000 & echo ready; wait"])
+        .env(MARKER_VAR, &m)
+        .spawn()
+        .await
+        .unwrap();
+    wait_ready(&mut p).await;
+    assert!(common::eventually(GUARD, || pids_with_marker(&m).len() == 2));
+    drop(p);
+    assert_all_gone(&m, GUARD);
+}
+
+#[tokio::test]
+async fn leftovers_are_killed_after_the_child_exits() {
+    let m = marker();
+    let out = Command::new("sh")
+        .args(["-c", "sleep 1000 & echo bye"])
+        .env(MARKER_VAR, &m)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"bye\n");
+    assert_all_gone(&m, GUARD);
+}
+
+#[tokio::test]
+async fn leftovers_may_be_kept_on_request() {
+    let m = marker();
+    let out = Command::new("sh")
+        .args(["-c", "sleep 1000 >/dev/null 2>&1 & echo $!"])
+        .env(MARKER_VAR, &m)
+        .kill_leftovers(false)
+        .run()
+        .await
+        .unwrap();
+    let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(pids_with_marker(&m), vec![pid]);
+    common::kill_pids(&[pid]);
+    assert_all_gone(&m, GUARD);
+}
+
+#[tokio::test]
+async fn stopped_child_still_gets_terminated() {
+    let m = marker();
+    let mut p = family(&m)
+        .kill_timeout(Duration::from_secs(20))
+        .spawn()
+        .await
+        .unwrap();
+    wait_ready(&mut p).await;
+    p.kill(Signal::Stop).unwrap();
+    assert!(common::eventually(GUARD, || common::state(
+        p.os_pid() as i32
+    ) == Some('T')));
+    // SIGTERM alone would wait for SIGCONT; the shepherd sends both.
+    assert_eq!(
+        p.shutdown().await.unwrap().signal_kind(),
+        Some(Signal::Term)
+    );
+    assert_all_gone(&m, GUARD);
+}
+
+/// Runs as the owner in a child copy of this test binary (see
+/// `owner_sigkilled_mid_stream_leaves_nothing`): streams a marked family of
+/// processes, prints its pids, then sleeps until killed.
+#[test]
+fn owner_process_main() {
+    let Ok(m) = std::env::var("NETRUNNER_TEST_OWNER_MARKER") else {
+        return; // a normal test run: nothing to do
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut s = Command::new("sh")
+            .args(["-c", "sleep 1000 & sleep 1000 & yes"])
+            .env(MARKER_VAR, &m)
+            .kill_timeout(Duration::from_millis(500))
+            .stream()
+            .await
+            .unwrap();
+        s.next().await.unwrap().unwrap();
+        println!("READY {}", s.os_pid());
+        tokio::time::sleep(Duration::from_secs(1000)).await;
+    });
+}
+
+#[test]
+fn owner_sigkilled_mid_stream_leaves_nothing() {
+    let m = marker();
+    let mut owner = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "owner_process_main",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("NETRUNNER_TEST_OWNER_MARKER", &m)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(owner.stdout.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find_map(|l| Some(l.split_once("READY ")?.1.trim().to_owned()))
+        .expect("owner never got ready");
+    let child: i32 = ready.parse().unwrap();
+    assert!(
+        common::eventually(GUARD, || pids_with_marker(&m).len() == 4),
+        "{:?}",
+        pids_with_marker(&m)
+    );
+    assert!(pids_with_marker(&m).contains(&child));
+    owner.kill().unwrap(); // SIGKILL: no destructor runs in the owner
+    owner.wait().unwrap();
+    assert_all_gone(&m, GUARD);
+}
