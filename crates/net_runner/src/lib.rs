@@ -69,3 +69,8 @@ pub use signal::Signal;
 pub use stats::Stats;
 pub use status::ExitStatus;
 pub use stream::{ProcessStream, TaggedStream};
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
