@@ -47,8 +47,23 @@ fn main() {
         .arg(&shepherd_manifest)
         .arg("--target-dir")
         .arg(&target_dir)
-        // The outer build's flags (sanitizers, coverage) are not the shepherd's.
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        // A small, self-contained binary: it is exec'd once per command, so
+        // no dynamic loader work, no debug info, no unwinding tables.
+        .args([
+            "--config",
+            "profile.release.strip=true",
+            "--config",
+            "profile.release.debug=0",
+            "--config",
+            "profile.release.panic='abort'",
+            "--config",
+            "profile.release.lto=true",
+            "--config",
+            "profile.release.codegen-units=1",
+        ])
+        // The outer build's flags (sanitizers, coverage) are not the
+        // shepherd's; static glibc is fine: it uses no NSS or dlopen.
+        .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
