@@ -323,11 +323,14 @@ impl Command {
             .iter()
             .map(|a| no_nul(a.as_bytes(), "argument"))
             .collect::<Result<_, _>>()?;
-        req.cwd = self
-            .cwd
-            .as_ref()
-            .map(|c| no_nul(c.as_os_str().as_bytes(), "cwd"))
-            .transpose()?;
+        req.cwd = match &self.cwd {
+            Some(c) => Some(no_nul(c.as_os_str().as_bytes(), "cwd")?),
+            // Name our cwd explicitly, so a pre-started shepherd (started
+            // in another cwd) runs the child where we are now.
+            None => std::env::current_dir()
+                .ok()
+                .map(|c| c.into_os_string().into_vec()),
+        };
         req.env = self.resolved_env()?;
         req.stdin = stdin;
         req.stdout = StdioMode::Pipe;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use net_runner_proto::{check_version, FromShepherd, SpawnRequest, SpawnStage, ToShepherd};
 
 use crate::control::ControlChannel;
-use crate::{reaper, shepherd_exe, sys, Error};
+use crate::{pool, reaper, Error};
 
 /// A child that is running, with its shepherd.
 pub(crate) struct Launched {
@@ -38,27 +38,39 @@ pub(crate) async fn launch(
     program: OsString,
     cwd: Option<PathBuf>,
 ) -> Result<Launched, Error> {
-    let exe = shepherd_exe::get()?;
     let spawn_error = |stage, source| Error::Spawn {
         program: program.clone(),
         stage,
         source,
     };
-    let (ours, theirs) = sys::socketpair().map_err(|e| spawn_error("control socket", e))?;
-    let shepherd_pid = sys::spawn_shepherd(&exe.path, &theirs)
-        .map_err(|e| spawn_error("starting the shepherd", e))?;
-    drop(theirs);
-    let mut guard = ReapOnDrop(Some(shepherd_pid));
-    let mut control = ControlChannel::new(ours).map_err(|e| spawn_error("control socket", e))?;
-
     let mut hello = Vec::new();
     ToShepherd::hello().encode(&mut hello);
+    // A pre-started shepherd has the cwd of its start: use one only when
+    // the request names the cwd explicitly.
+    let pooled = if req.cwd.is_some() {
+        pool::take()
+    } else {
+        None
+    };
     ToShepherd::Spawn(req).encode(&mut hello);
-    if let Err(e) = control.send_all(&hello).await {
-        return Err(Error::Shepherd(format!(
-            "shepherd went away during spawn: {e}"
-        )));
-    }
+
+    let sent = match pooled {
+        Some(idle) => send_request(idle, &hello).await,
+        None => Err(None),
+    };
+    let (mut guard, mut control) = match sent {
+        Ok(ready) => ready,
+        // No idle shepherd, or it died while waiting: start a fresh one.
+        Err(_) => {
+            let idle =
+                pool::start_shepherd().map_err(|e| spawn_error("starting the shepherd", e))?;
+            send_request(idle, &hello).await.map_err(|e| {
+                e.unwrap_or_else(|| Error::Shepherd("shepherd went away during spawn".into()))
+            })?
+        }
+    };
+    let shepherd_pid = guard.0.expect("guard holds the pid until success");
+
     match control.recv().await? {
         Some(FromShepherd::Hello { version }) => {
             check_version(version).map_err(|e| Error::Shepherd(e.to_string()))?
@@ -85,6 +97,23 @@ pub(crate) async fn launch(
             "unexpected {other:?} during spawn"
         ))),
         None => Err(Error::Shepherd("shepherd exited during spawn".into())),
+    }
+}
+
+/// Writes the request to a started shepherd. On failure the shepherd is
+/// reaped; `Err(Some(e))` is a setup error, `Err(None)` a vanished shepherd.
+async fn send_request(
+    idle: pool::Idle,
+    bytes: &[u8],
+) -> Result<(ReapOnDrop, ControlChannel), Option<Error>> {
+    let guard = ReapOnDrop(Some(idle.pid));
+    let control = ControlChannel::new(idle.control).map_err(|e| Some(e.into()))?;
+    match control.send_all(bytes).await {
+        Ok(()) => Ok((guard, control)),
+        Err(e) => {
+            tracing::debug!(error = %e, "shepherd went away before the request");
+            Err(None)
+        }
     }
 }
 

@@ -455,3 +455,18 @@ async fn child_sees_only_its_three_standard_fds() {
     p.wait().await.unwrap();
     drop(leaked);
 }
+
+/// Signals the owner ignores (Rust ignores SIGPIPE) and the shepherd's own
+/// ignores do not leak into the child: it starts with default dispositions.
+#[tokio::test]
+async fn child_starts_with_default_signal_dispositions() {
+    let out = Command::new("grep")
+        .args(["-E", "^Sig(Ign|Blk):", "/proc/self/status"])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+}

@@ -17,6 +17,11 @@ fn a_thousand_sequential_spawns_leak_nothing() {
     rt.block_on(async {
         // Warm up: the runtime, the memfd and the reaper thread are created once.
         Command::new("true").run().await.unwrap();
+        // ...and the pre-started shepherd pool refills to its size.
+        assert!(common::eventually(
+            common::GUARD,
+            || net_runner::prestarted_idle() == 1
+        ));
         let fds_before = common::fd_count();
         for i in 0..1000 {
             let cmd = Command::new("sh").env(common::MARKER_VAR, &m);
@@ -44,13 +49,17 @@ fn a_thousand_sequential_spawns_leak_nothing() {
             }
         }
         assert!(
-            common::eventually(common::GUARD, || common::fd_count() == fds_before),
+            common::eventually(common::GUARD, || {
+                net_runner::prestarted_idle() == 1 && common::fd_count() == fds_before
+            }),
             "fds before {fds_before}, after {}",
             common::fd_count()
         );
     });
     common::assert_all_gone(&m, common::GUARD);
-    // Every shepherd was reaped: no child of ours is left, zombie or not.
+    // The idle pre-started shepherd exits when let go...
+    net_runner::set_prestarted_shepherds(0);
+    // ...and every shepherd was reaped: no child of ours is left, zombie or not.
     assert!(
         common::eventually(common::GUARD, || common::children().is_empty()),
         "children left: {:?}",

@@ -24,6 +24,18 @@ pub struct Started {
 
 pub type StartError = (SpawnStage, i32);
 
+/// Signals the shepherd ignores (it resets every other disposition at
+/// start); the child restores them to default before exec.
+pub const SHEPHERD_IGNORES: &[libc::c_int] = &[
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGHUP,
+    libc::SIGPIPE,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+];
+
 /// Decodes what the child wrote to the status pipe.
 pub fn decode_status(bytes: &[u8]) -> StartError {
     if bytes.len() < 5 {
@@ -181,10 +193,8 @@ fn child_setup_and_exec(
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        for sig in 1..32 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
+        for &sig in SHEPHERD_IGNORES {
+            libc::signal(sig, libc::SIG_DFL);
         }
         for (target, mode) in [(0, req.stdin), (1, req.stdout), (2, req.stderr)] {
             let r = match mode {

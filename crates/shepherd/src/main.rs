@@ -46,17 +46,17 @@ fn run() -> io::Result<()> {
     unsafe {
         // Descendants that escape the process group come back to us.
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        // Ignored signals stay ignored across exec: drop whatever the owner
+        // ignored (Rust ignores SIGPIPE, nohup SIGHUP), so the child only
+        // has to undo our own list below.
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                sys::reset_signal(sig);
+            }
+        }
         // Terminal signals meant for the owner's group must not kill the
         // shepherd: without it, nothing would clean up the child.
-        for sig in [
-            libc::SIGINT,
-            libc::SIGQUIT,
-            libc::SIGHUP,
-            libc::SIGPIPE,
-            libc::SIGTSTP,
-            libc::SIGTTIN,
-            libc::SIGTTOU,
-        ] {
+        for &sig in child::SHEPHERD_IGNORES {
             libc::signal(sig, libc::SIG_IGN);
         }
     }

@@ -149,3 +149,33 @@ pub fn errno() -> i32 {
         .raw_os_error()
         .unwrap_or(libc::EIO)
 }
+
+/// Resets `signal` to its default action with the raw system call: glibc's
+/// `signal()` refuses the real-time signals it reserves for itself (32 and
+/// 33), which an ancestor may still have left ignored, and ignored signals
+/// survive exec.
+pub fn reset_signal(signal: libc::c_int) {
+    // The kernel's `struct sigaction` (x86_64 and the generic layout).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            &default as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            std::mem::size_of::<u64>(),
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! Shepherds started ahead of time.
+//!
+//! Starting a shepherd is an exec; doing it while the caller waits roughly
+//! doubles spawn latency. A background thread keeps a few shepherds started
+//! and blocked on their control socket, waiting for a `Spawn` request; a
+//! spawn takes one and the thread starts a replacement off the critical path.
+//!
+//! An idle shepherd was started at some earlier moment, so it carries the
+//! process state of that moment: resource limits, umask, stderr. The request
+//! always names the working directory and the full environment, so those
+//! are current. `set_prestarted_shepherds(0)` turns the pool off.
+//!
+//! Idle shepherds die with us: their control socket closes when this
+//! process exits, and an idle shepherd that reads end of file exits.
+
+use std::os::fd::OwnedFd;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+
+use crate::{reaper, shepherd_exe, sys};
+
+/// A started shepherd waiting for its request.
+#[derive(Debug)]
+pub(crate) struct Idle {
+    pub(crate) pid: libc::pid_t,
+    pub(crate) control: OwnedFd,
+}
+
+/// Environment variable with the default pool size (a number; `0` disables).
+pub const PRESTART_ENV: &str = "NETRUNNER_PRESTART";
+
+const DEFAULT_SIZE: usize = 1;
+
+struct State {
+    idle: Vec<Idle>,
+    target: usize,
+    thread_started: bool,
+    /// The last start failed (fd limit, say): wait for the next take
+    /// instead of retrying in a loop.
+    failed: bool,
+}
+
+struct Pool {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(State {
+            idle: Vec::new(),
+            target: std::env::var(PRESTART_ENV)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(DEFAULT_SIZE),
+            thread_started: false,
+            failed: false,
+        }),
+        wake: Condvar::new(),
+    })
+}
+
+fn lock(pool: &Pool) -> MutexGuard<'_, State> {
+    pool.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes an idle shepherd if one is ready, and asks for a replacement.
+pub(crate) fn take() -> Option<Idle> {
+    let pool = pool();
+    let mut state = lock(pool);
+    if state.target == 0 {
+        return None;
+    }
+    if !state.thread_started {
+        state.thread_started = std::thread::Builder::new()
+            .name("netrunner-prestart".into())
+            .spawn(refill_loop)
+            .is_ok();
+    }
+    let idle = state.idle.pop();
+    state.failed = false;
+    pool.wake.notify_one();
+    idle
+}
+
+/// Sets how many shepherds are kept started ahead of time (default 1, or
+/// `NETRUNNER_PRESTART`). `0` turns pre-starting off and lets the idle
+/// shepherds exit.
+///
+/// ```
+/// net_runner::set_prestarted_shepherds(0);
+/// let out = net_runner::Command::new("true").run_blocking()?;
+/// assert!(out.status.success());
+/// net_runner::set_prestarted_shepherds(1);
+/// # Ok::<(), net_runner::Error>(())
+/// ```
+pub fn set_prestarted_shepherds(n: usize) {
+    let pool = pool();
+    let surplus: Vec<Idle> = {
+        let mut state = lock(pool);
+        state.target = n;
+        let keep = state.idle.len().min(n);
+        state.idle.split_off(keep)
+    };
+    for idle in surplus {
+        let pid = idle.pid;
+        drop(idle.control); // end of file: the idle shepherd exits
+        reaper::reap(pid);
+    }
+    pool.wake.notify_one();
+}
+
+/// Number of idle pre-started shepherds (for tests and diagnostics).
+#[doc(hidden)]
+pub fn prestarted_idle() -> usize {
+    lock(pool()).idle.len()
+}
+
+/// Starts a shepherd with its control socket; it waits for a request.
+pub(crate) fn start_shepherd() -> std::io::Result<Idle> {
+    let exe = shepherd_exe::get().map_err(std::io::Error::other)?;
+    let (ours, theirs) = sys::socketpair()?;
+    let pid = sys::spawn_shepherd(&exe.path, &theirs)?;
+    Ok(Idle { pid, control: ours })
+}
+
+fn refill_loop() {
+    let pool = pool();
+    loop {
+        {
+            let mut state = lock(pool);
+            while state.failed || state.idle.len() >= state.target {
+                state = pool.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        let started = start_shepherd();
+        let mut state = lock(pool);
+        match started {
+            Ok(idle) if state.idle.len() < state.target => state.idle.push(idle),
+            Ok(idle) => {
+                // The target shrank meanwhile.
+                drop(state);
+                let pid = idle.pid;
+                drop(idle.control);
+                reaper::reap(pid);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot pre-start a shepherd");
+                state.failed = true;
+            }
+        }
+    }
+}
