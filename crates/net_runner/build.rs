@@ -31,7 +31,15 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(netrunner_no_embed)");
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    let target_dir = out_dir.join("shepherd-target");
+    // OUT_DIR is <target>/[<triple>/]<profile>/build/net_runner-<hash>/out:
+    // share one shepherd build between profiles (check, test, release), each
+    // of which would otherwise rebuild it. Cargo's lock on that directory
+    // serialises concurrent builds.
+    let target_dir = out_dir
+        .ancestors()
+        .nth(4)
+        .map(|t| t.join("netrunner-shepherd"))
+        .unwrap_or_else(|| out_dir.join("shepherd-target"));
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target = env::var("TARGET").unwrap();
     let status = Command::new(cargo)
