@@ -1,1 +1,68 @@
-fn main() {}
+//! `netrunner`: run a program from the command line through the
+//! `net_runner` library.
+//!
+//! ```text
+//! netrunner run [OPTIONS] -- PROGRAM [ARGS...]
+//! ```
+//!
+//! See `netrunner run --help` for the options and exit statuses.
+
+mod args;
+mod duration;
+mod exit;
+mod runner;
+mod stats_json;
+
+use std::io::Write as _;
+
+use args::CliCommand;
+use exit::Exit;
+
+fn main() {
+    let cli = match args::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(exit) => finish(exit),
+    };
+    let CliCommand::Run(run) = cli.command;
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => finish(Exit::failure(
+            exit::FAILURE,
+            format!("cannot start the runtime: {e}"),
+        )),
+    };
+    let exit = rt.block_on(runner::run(run));
+    // `rt` stays alive: `finish` never returns.
+    finish(exit)
+}
+
+/// Prints the failure message, if any, and exits. The runtime is not shut
+/// down: a thread blocked reading our stdin or writing a stuck stdout must
+/// not hold the exit up.
+fn finish(exit: Exit) -> ! {
+    if let Some(message) = &exit.message {
+        let line = format!("netrunner: {}\n", message.replace('\n', " "));
+        // A stderr that nobody reads (its pipe full) must not hang us.
+        if stderr_writable_within(1000) {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+    }
+    std::process::exit(exit.code)
+}
+
+/// Whether stderr can take a short line without blocking (for a pipe, at
+/// least `PIPE_BUF` bytes free), waiting up to `ms` milliseconds.
+fn stderr_writable_within(ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: libc::STDERR_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    // On a poll error, try the write anyway.
+    n != 0
+}

@@ -72,6 +72,9 @@ pub(crate) struct Pump {
     stderr: Option<ChildStderr>,
     feeder: Option<Feeder>,
     deadline: Option<(Pin<Box<Sleep>>, Duration)>,
+    /// Terminates the tree at the deadline even while nobody polls the pump
+    /// (a slow consumer must not extend the timeout).
+    watchdog: Option<tokio::task::JoinHandle<()>>,
     max_output: Option<u64>,
     out_seen: u64,
     err_seen: u64,
@@ -108,7 +111,15 @@ impl Pump {
             (Some(stdin), Some(input)) => Some(Box::pin(feed(stdin, input)) as Feeder),
             _ => None,
         };
+        let watchdog = timeout.map(|t| {
+            let handle = process.handle();
+            tokio::spawn(async move {
+                sleep(t).await;
+                let _ = handle.shutdown();
+            })
+        });
         Pump {
+            watchdog,
             stdout: process.take_stdout(),
             stderr: process.take_stderr(),
             process,
@@ -137,6 +148,9 @@ impl Pump {
             return Some(self.abort(reason).await);
         }
         loop {
+            if let Some(t) = self.expired() {
+                return Some(self.abort(Abort::Timeout(t)).await);
+            }
             if self.stdout.is_none() && self.stderr.is_none() {
                 return self.finish().await.err().map(Err);
             }
@@ -169,6 +183,9 @@ impl Pump {
     /// a child may read its input after closing its output).
     async fn finish(&mut self) -> Result<(), PumpError> {
         loop {
+            if let Some(t) = self.expired() {
+                return self.abort(Abort::Timeout(t)).await.map(drop);
+            }
             let deadline = self.deadline.as_mut().map(|(s, t)| (s.as_mut(), *t));
             tokio::select! {
                 t = async { let (s, t) = deadline.unwrap(); s.await; t }, if deadline.is_some() => {
@@ -176,6 +193,7 @@ impl Pump {
                 }
                 r = self.process.wait() => {
                     self.finished = true;
+                    self.stop_watchdog();
                     self.feeder = None;
                     self.status = Some(r?);
                     return Ok(());
@@ -187,6 +205,22 @@ impl Pump {
                     }
                 }
             }
+        }
+    }
+
+    /// The timeout, once its deadline has passed. Checked before anything
+    /// else, so a child the watchdog stopped is reported as timed out, not
+    /// by its exit status, and no chunk is returned after the deadline.
+    fn expired(&self) -> Option<Duration> {
+        match &self.deadline {
+            Some((sleep, t)) if sleep.is_elapsed() => Some(*t),
+            _ => None,
+        }
+    }
+
+    fn stop_watchdog(&mut self) {
+        if let Some(w) = self.watchdog.take() {
+            w.abort();
         }
     }
 
@@ -272,6 +306,12 @@ impl Pump {
                 output: Box::new(self.output(stdout, stderr)),
             },
         }
+    }
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        self.stop_watchdog();
     }
 }
 

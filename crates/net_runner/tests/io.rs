@@ -420,12 +420,21 @@ async fn child_sees_only_its_three_standard_fds() {
         .await
         .unwrap();
     assert_eq!(p.read().await.unwrap().as_deref(), Some(&b"ready\n"[..]));
-    let mut child_fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", p.os_pid()))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    child_fds.sort();
-    assert_eq!(child_fds, ["0", "1", "2"]);
+    // `sleep` may briefly hold a locale file open while it starts; a leaked
+    // descriptor would never go away.
+    let child_fds = || {
+        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", p.os_pid()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        fds.sort();
+        fds
+    };
+    assert!(
+        common::eventually(common::GUARD, || child_fds() == ["0", "1", "2"]),
+        "child fds: {:?}",
+        child_fds()
+    );
     let shepherd_fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", p.shepherd_pid()))
         .unwrap()
         .map(|e| {
@@ -468,5 +477,32 @@ async fn child_starts_with_default_signal_dispositions() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+}
+
+/// The timeout holds even when nobody polls the stream: a slow consumer
+/// does not keep the child alive past the deadline. (Multi-threaded: this
+/// test blocks its own thread while it waits.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_fires_while_the_stream_is_not_polled() {
+    let marker = common::marker();
+    let mut s = Command::new("yes")
+        .env(common::MARKER_VAR, &marker)
+        .timeout(Duration::from_millis(200))
+        .stream()
+        .await
+        .unwrap();
+    s.next().await.unwrap().unwrap();
+    // Not polling: the watchdog alone must stop the child.
+    common::assert_all_gone(&marker, common::GUARD);
+    let err = loop {
+        match s.next().await.expect("the stream ends with the timeout") {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(Error::from_io(&err), Some(Error::Timeout { .. })),
+        "{err:?}"
     );
 }

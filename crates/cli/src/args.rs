@@ -1,0 +1,496 @@
+//! Command-line syntax: `netrunner run [OPTIONS] -- PROGRAM [ARGS...]`.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::{OsStringValueParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit::{self, Exit};
+
+const ABOUT: &str =
+    "Run a program safely: no orphans, no zombies, output streamed with backpressure.";
+
+const LONG_ABOUT: &str = "\
+Run a program safely: no orphans, no zombies, output streamed with backpressure.
+
+Every program runs in its own process group under a small shepherd process.
+When netrunner goes away, however it dies (even by SIGKILL), the shepherd
+terminates the program's whole process tree: SIGTERM, then SIGKILL after the
+kill timeout.";
+
+const RUN_ABOUT: &str = "Run PROGRAM with ARGS, streaming its output";
+
+const RUN_LONG_ABOUT: &str = "\
+Run PROGRAM with ARGS, streaming its output.
+
+The program's stdout is copied to netrunner's stdout as it arrives, and no
+more is read until the previous chunk has been written: a slow reader slows
+the program down. Its stderr goes to netrunner's stderr (see --stderr). Its
+stdin is empty unless --input is given.
+
+PROGRAM is looked up in the PATH of the program's environment (or the
+default system PATH when it has none) unless it contains a '/'. Everything
+after PROGRAM belongs to the program, even arguments that look like
+netrunner options; put '--' before PROGRAM when it starts with '-'.
+
+SIGINT, SIGTERM and SIGHUP sent to netrunner are forwarded to the program's
+whole process group; netrunner then exits with the program's status.";
+
+const RUN_AFTER_HELP: &str = "\
+Durations (D) are a decimal number with an optional unit: ms, s, m or h
+(300ms, 2s, 1.5m, 1h); a plain number is seconds.
+
+Exit status:
+  N        the program exited with status N
+  128+N    the program was killed by signal N
+  124      --timeout expired; the program was terminated
+  125      netrunner failed, or --max-output was exceeded
+  126      the program is not executable
+  127      the program was not found
+  141      netrunner's stdout was closed by its reader (128 + SIGPIPE);
+           the program was terminated
+Failures print one line on stderr starting with 'netrunner:'.
+
+Examples:
+  netrunner run -- make -j4
+  netrunner run --timeout 30s --kill-timeout 2s -- ./flaky-test
+  netrunner run --input data.bin --max-output 1048576 -- ./filter > out.bin
+  netrunner run --clear-env --env PATH=/usr/bin --cwd /tmp -- env
+  netrunner run --stats-json stats.json -- sha256sum big.iso";
+
+/// The `netrunner` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "netrunner",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    propagate_version = true,
+    subcommand_required = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+/// netrunner's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Run a program.
+    #[command(
+        about = RUN_ABOUT,
+        long_about = RUN_LONG_ABOUT,
+        override_usage = "netrunner run [OPTIONS] -- PROGRAM [ARGS...]",
+        after_help = "Exit status: the program's, or 124 timeout, 125 failure or --max-output, \
+                      126 not executable, 127 not found (more with '--help').",
+        after_long_help = RUN_AFTER_HELP
+    )]
+    Run(RunArgs),
+}
+
+/// Where the program's stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StderrMode {
+    /// To netrunner's stderr, as it arrives.
+    Consume,
+    /// Into the program's stdout, like `2>&1`.
+    Redirect,
+    /// To /dev/null.
+    Discard,
+}
+
+impl From<StderrMode> for net_runner::Stderr {
+    fn from(mode: StderrMode) -> Self {
+        match mode {
+            StderrMode::Consume => net_runner::Stderr::Consume,
+            StderrMode::Redirect => net_runner::Stderr::Redirect,
+            StderrMode::Discard => net_runner::Stderr::Discard,
+        }
+    }
+}
+
+/// One `--env KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    /// The variable's name: not empty, no `=`.
+    pub key: OsString,
+    /// Its value (may be empty).
+    pub value: OsString,
+}
+
+/// Parses `KEY=VALUE`, splitting at the first `=`.
+pub fn parse_env(text: OsString) -> Result<EnvVar, String> {
+    let bytes = text.as_bytes();
+    match bytes.iter().position(|&b| b == b'=') {
+        Some(0) => Err(format!(
+            "invalid variable {:?}: the name is empty",
+            text.to_string_lossy()
+        )),
+        Some(i) => Ok(EnvVar {
+            key: OsString::from_vec(bytes[..i].to_vec()),
+            value: OsString::from_vec(bytes[i + 1..].to_vec()),
+        }),
+        None => Err(format!(
+            "invalid variable {:?}: expected KEY=VALUE",
+            text.to_string_lossy()
+        )),
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::duration::parse(text)
+}
+
+/// Where the program's stdin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSource {
+    /// netrunner's own stdin (`--input -`).
+    Stdin,
+    /// A file.
+    File(PathBuf),
+}
+
+/// Options of `netrunner run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Time limit (e.g. 300ms, 2s, 1m): then terminate the program, exit 124
+    ///
+    /// On expiry the program's process group gets SIGTERM, then SIGKILL after
+    /// the kill timeout, and netrunner exits with 124. 0 means no limit.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Grace period between SIGTERM and SIGKILL
+    ///
+    /// Used whenever netrunner terminates the program: on --timeout, on
+    /// --max-output, when its stdout is closed, and by the shepherd when
+    /// netrunner itself dies.
+    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "5s")]
+    pub kill_timeout: Duration,
+
+    /// Limit on the program's stdout (and on its stderr), in bytes
+    ///
+    /// When the program writes more, exactly the first BYTES bytes are
+    /// passed on, the program is terminated and netrunner exits with 125.
+    #[arg(long, value_name = "BYTES")]
+    pub max_output: Option<u64>,
+
+    /// Feed FILE to the program's stdin ('-': netrunner's own stdin)
+    ///
+    /// Without --input the program's stdin is empty. Use './-' for a file
+    /// named '-'.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+
+    /// Where the program's stderr goes
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = StderrMode::Consume)]
+    pub stderr: StderrMode,
+
+    /// Set an environment variable for the program (repeatable)
+    ///
+    /// Split at the first '=': '--env A==b' sets A to '=b'.
+    #[arg(
+        long = "env",
+        value_name = "K=V",
+        value_parser = OsStringValueParser::new().try_map(parse_env)
+    )]
+    pub env: Vec<EnvVar>,
+
+    /// Start the program with an empty environment (plus the --env variables)
+    #[arg(long)]
+    pub clear_env: bool,
+
+    /// Run the program in DIR
+    ///
+    /// A relative PROGRAM path ('./tool') is relative to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+
+    /// Write statistics to FILE as JSON when netrunner exits
+    ///
+    /// One object with bytes_in, bytes_out, bytes_err, read_count,
+    /// write_count, wall_time_ms, exit_code, signal, user_time_ms,
+    /// system_time_ms and max_rss_bytes. exit_code is null when a signal
+    /// killed the program (signal holds its number) and vice versa; the
+    /// figures that are unknown (e.g. the program never started) are null
+    /// or 0. The file is created before the program starts.
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+
+    /// The program to run and its arguments
+    #[arg(
+        value_name = "PROGRAM",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// The program's stdin, when `--input` was given.
+    pub fn input_source(&self) -> Option<InputSource> {
+        self.input.as_ref().map(|p| {
+            if p.as_os_str() == "-" {
+                InputSource::Stdin
+            } else {
+                InputSource::File(p.clone())
+            }
+        })
+    }
+
+    /// The library command for these options, without its input (which
+    /// needs opening, see [`input_source`](Self::input_source)).
+    pub fn to_command(&self) -> net_runner::Command {
+        let (program, args) = self.command.split_first().expect("clap requires PROGRAM");
+        let mut cmd = net_runner::Command::new(program)
+            .args(args)
+            .kill_timeout(self.kill_timeout)
+            .stderr(self.stderr.into());
+        if let Some(t) = self.timeout.filter(|t| !t.is_zero()) {
+            cmd = cmd.timeout(t);
+        }
+        if let Some(max) = self.max_output {
+            cmd = cmd.max_output(max);
+        }
+        if self.clear_env {
+            cmd = cmd.env_clear();
+        }
+        for var in &self.env {
+            cmd = cmd.env(&var.key, &var.value);
+        }
+        if let Some(dir) = &self.cwd {
+            cmd = cmd.cwd(dir);
+        }
+        cmd
+    }
+}
+
+/// Parses the command line. `Err` carries how to exit right away: after
+/// `--help` or `--version` (already printed) with 0, on a usage error with
+/// 125 and a one-line message.
+pub fn parse<I, T>(argv: I) -> Result<Cli, Exit>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    Cli::try_parse_from(argv).map_err(|e| match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            Exit::code(0)
+        }
+        _ => usage_error(&e),
+    })
+}
+
+/// A clap error as netrunner's one-line failure.
+pub fn usage_error(e: &clap::Error) -> Exit {
+    let text = e.to_string();
+    let in_run = text.contains("Usage: netrunner run");
+    let summary = if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        "missing command; usage: netrunner run [OPTIONS] -- PROGRAM [ARGS...]".to_owned()
+    } else {
+        // The first paragraph of clap's message, on one line.
+        text.lines()
+            .map(str::trim)
+            .skip_while(|l| l.is_empty())
+            .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let summary = summary.strip_prefix("error: ").unwrap_or(&summary);
+    let help = if in_run {
+        "netrunner run --help"
+    } else {
+        "netrunner --help"
+    };
+    Exit::failure(exit::FAILURE, format!("{summary} (see '{help}')"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(argv: &[&str]) -> Result<RunArgs, Exit> {
+        let full = ["netrunner", "run"].iter().chain(argv).copied();
+        parse(full).map(|cli| match cli.command {
+            CliCommand::Run(r) => r,
+        })
+    }
+
+    fn ok(argv: &[&str]) -> RunArgs {
+        run_args(argv).unwrap_or_else(|e| panic!("{argv:?}: {e:?}"))
+    }
+
+    fn err(argv: &[&str]) -> String {
+        let e = run_args(argv).expect_err("should fail");
+        assert_eq!(e.code, 125, "{e:?}");
+        e.message.unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let a = ok(&["--", "echo", "hi"]);
+        assert_eq!(a.command, ["echo", "hi"]);
+        assert_eq!(a.timeout, None);
+        assert_eq!(a.kill_timeout, Duration::from_secs(5));
+        assert_eq!(a.max_output, None);
+        assert_eq!(a.input_source(), None);
+        assert_eq!(a.stderr, StderrMode::Consume);
+        assert!(a.env.is_empty() && !a.clear_env);
+        assert_eq!(a.cwd, None);
+        assert_eq!(a.stats_json, None);
+    }
+
+    #[test]
+    fn every_option() {
+        let a = ok(&[
+            "--timeout",
+            "300ms",
+            "--kill-timeout",
+            "1",
+            "--max-output",
+            "42",
+            "--input",
+            "in.txt",
+            "--stderr",
+            "redirect",
+            "--env",
+            "A=1",
+            "--env=B==2",
+            "--env",
+            "C=",
+            "--clear-env",
+            "--cwd",
+            "/tmp",
+            "--stats-json",
+            "s.json",
+            "--",
+            "prog",
+        ]);
+        assert_eq!(a.timeout, Some(Duration::from_millis(300)));
+        assert_eq!(a.kill_timeout, Duration::from_secs(1));
+        assert_eq!(a.max_output, Some(42));
+        assert_eq!(a.input_source(), Some(InputSource::File("in.txt".into())));
+        assert_eq!(a.stderr, StderrMode::Redirect);
+        let env: Vec<(&str, &str)> = a
+            .env
+            .iter()
+            .map(|v| (v.key.to_str().unwrap(), v.value.to_str().unwrap()))
+            .collect();
+        assert_eq!(env, [("A", "1"), ("B", "=2"), ("C", "")]);
+        assert!(a.clear_env);
+        assert_eq!(a.cwd, Some("/tmp".into()));
+        assert_eq!(a.stats_json, Some("s.json".into()));
+        assert_eq!(a.command, ["prog"]);
+    }
+
+    #[test]
+    fn dash_input_is_stdin() {
+        assert_eq!(
+            ok(&["--input", "-", "--", "cat"]).input_source(),
+            Some(InputSource::Stdin)
+        );
+        assert_eq!(
+            ok(&["--input", "./-", "--", "cat"]).input_source(),
+            Some(InputSource::File("./-".into()))
+        );
+    }
+
+    #[test]
+    fn stderr_modes() {
+        for (name, mode) in [
+            ("consume", StderrMode::Consume),
+            ("redirect", StderrMode::Redirect),
+            ("discard", StderrMode::Discard),
+        ] {
+            assert_eq!(ok(&["--stderr", name, "--", "x"]).stderr, mode);
+        }
+        assert!(err(&["--stderr", "inherit", "--", "x"]).contains("inherit"));
+    }
+
+    #[test]
+    fn program_arguments_are_not_netrunner_options() {
+        let a = ok(&["--", "ls", "--timeout", "-l", "--", "x"]);
+        assert_eq!(a.command, ["ls", "--timeout", "-l", "--", "x"]);
+        assert_eq!(a.timeout, None);
+        // Without `--`, everything after PROGRAM is still the program's.
+        let a = ok(&["--timeout", "1s", "ls", "-l", "--timeout", "2s"]);
+        assert_eq!(a.command, ["ls", "-l", "--timeout", "2s"]);
+        assert_eq!(a.timeout, Some(Duration::from_secs(1)));
+        // A program starting with '-' after `--`.
+        assert_eq!(ok(&["--", "-weird"]).command, ["-weird"]);
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_125() {
+        for argv in [
+            &["--timeout", "3x", "--", "true"][..],
+            &["--timeout", "-1", "--", "true"],
+            &["--kill-timeout", "", "--", "true"],
+            &["--max-output", "lots", "--", "true"],
+            &["--max-output", "-5", "--", "true"],
+            &["--env", "NOEQUALS", "--", "true"],
+            &["--env", "=v", "--", "true"],
+            &["--bogus", "--", "true"],
+            &["--"],
+            &[],
+        ] {
+            let msg = err(argv);
+            assert!(!msg.contains('\n'), "{argv:?}: {msg}");
+            assert!(!msg.starts_with("error"), "{argv:?}: {msg}");
+        }
+        assert!(err(&["--timeout", "3x", "--", "true"]).contains("3x"));
+        assert!(err(&["--env", "NOEQUALS", "--", "true"]).contains("KEY=VALUE"));
+    }
+
+    #[test]
+    fn missing_subcommand_is_a_usage_error() {
+        let e = parse(["netrunner"]).unwrap_err();
+        assert_eq!(e.code, 125);
+        let e = parse(["netrunner", "walk"]).unwrap_err();
+        assert_eq!(e.code, 125);
+    }
+
+    #[test]
+    fn zero_timeout_means_none() {
+        let a = ok(&["--timeout", "0", "--", "true"]);
+        assert_eq!(a.timeout, Some(Duration::ZERO));
+        // The library command gets no timeout: checked through a real run.
+        let out = a.to_command().run_blocking().unwrap();
+        assert!(out.status.success());
+    }
+
+    #[test]
+    fn to_command_applies_env_cwd_and_stderr() {
+        let a = ok(&[
+            "--clear-env",
+            "--env",
+            "X=1",
+            "--env",
+            "Y=two words",
+            "--cwd",
+            "/",
+            "--stderr",
+            "redirect",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo \"$X|$Y|$HOME|$(pwd)\" >&2",
+        ]);
+        let out = a.to_command().run_blocking().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "1|two words||/\n");
+        assert!(out.stderr.is_empty());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

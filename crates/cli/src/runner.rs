@@ -1,0 +1,290 @@
+//! `netrunner run`: starts the program and pumps its output to ours.
+//!
+//! One `select!` loop over three things: signals sent to netrunner (forwarded
+//! to the program's process group), the write of the current chunk (at most
+//! one at a time, so nothing more is read from the program until it is
+//! written), and the program's next chunk of output.
+
+use std::fs::File;
+use std::io::{self, Write as _};
+use std::os::fd::RawFd;
+use std::path::Path;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use net_runner::{Chunk, ProcessHandle, Signal};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinHandle;
+
+use crate::args::{InputSource, RunArgs};
+use crate::exit::{self, Exit};
+use crate::stats_json::Report;
+
+/// Runs the program described by `args` to the end and returns how
+/// netrunner should exit. The `--stats-json` file, if asked for, is written
+/// before returning.
+pub async fn run(args: RunArgs) -> Exit {
+    // Open the stats file first: a typo in its path should not cost a run.
+    let stats_file = match &args.stats_json {
+        Some(path) => match File::create(path) {
+            Ok(f) => Some((f, path.clone())),
+            Err(e) => {
+                return Exit::failure(
+                    exit::FAILURE,
+                    format!("cannot write statistics to {}: {e}", path.display()),
+                )
+            }
+        },
+        None => None,
+    };
+    let (exit, report) = match start_and_pump(&args).await {
+        Ok(done) => done,
+        Err(exit) => (exit, Report::default()),
+    };
+    match stats_file {
+        Some((mut file, path)) => match file.write_all(report.to_json().as_bytes()) {
+            Ok(()) => exit,
+            Err(e) if exit.message.is_none() => Exit::failure(
+                exit::FAILURE,
+                format!("cannot write statistics to {}: {e}", path.display()),
+            ),
+            Err(_) => exit,
+        },
+        None => exit,
+    }
+}
+
+/// The three signals netrunner forwards.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> io::Result<Self> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// Starts the program and streams its output. `Err` when it could not be
+/// started (nothing ran, so there are no statistics).
+async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
+    let mut cmd = args.to_command();
+    match args.input_source() {
+        None => {}
+        Some(InputSource::Stdin) => cmd = cmd.input_reader(tokio::io::stdin()),
+        Some(InputSource::File(path)) => {
+            let file = open_input(&path).map_err(|e| {
+                Exit::failure(
+                    exit::FAILURE,
+                    format!("cannot read input {}: {e}", path.display()),
+                )
+            })?;
+            cmd = cmd.input_reader(tokio::fs::File::from_std(file));
+        }
+    }
+    // Installed before the program starts: a signal that arrives while it
+    // is starting is kept and forwarded as soon as it runs.
+    let mut signals = Signals::install().map_err(|e| {
+        Exit::failure(
+            exit::FAILURE,
+            format!("cannot install signal handlers: {e}"),
+        )
+    })?;
+    let mut stream = cmd
+        .stream_tagged()
+        .await
+        .map_err(|e| Exit::from_error(&e))?;
+    let handle = stream.handle();
+    // Once the timeout has passed, output that cannot be written (a reader
+    // that stopped reading) no longer holds netrunner up.
+    let mut deadline = args
+        .timeout
+        .filter(|t| !t.is_zero())
+        .and_then(|t| tokio::time::Instant::now().checked_add(t))
+        .map(|at| Box::pin(tokio::time::sleep_until(at)));
+    let mut abandoned = false;
+    let mut pending: Option<(Target, JoinHandle<io::Result<()>>)> = None;
+    let mut stderr_open = true;
+
+    let exit = loop {
+        tokio::select! {
+            biased;
+            Some(()) = signals.int.recv() => forward(&handle, Signal::Int),
+            Some(()) = signals.term.recv() => forward(&handle, Signal::Term),
+            Some(()) = signals.hup.recv() => forward(&handle, Signal::Hup),
+            (target, result) = written(&mut pending) => {
+                pending = None;
+                match (target, result) {
+                    (_, Ok(())) => {}
+                    (Target::Stdout, Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        // Our reader is gone (`| head`): dropping the stream
+                        // (on return) terminates the program's tree.
+                        break Exit::code(exit::BROKEN_PIPE);
+                    }
+                    (Target::Stdout, Err(e)) => {
+                        break Exit::failure(exit::FAILURE, format!("cannot write to stdout: {e}"));
+                    }
+                    // Nowhere left to report it: drop the rest of stderr.
+                    (Target::Stderr, Err(_)) => stderr_open = false,
+                }
+            }
+            () = async { deadline.as_mut().expect("checked").await },
+                if deadline.is_some() && pending.is_some() && !abandoned =>
+            {
+                // Forget the stuck write (its thread finishes or dies with
+                // us) and let the stream report the timeout.
+                abandoned = true;
+                pending = None;
+            }
+            item = stream.next(), if pending.is_none() => match item {
+                None => break match stream.status() {
+                    Some(status) => Exit::from_status(status),
+                    None => Exit::failure(exit::FAILURE, "the program's exit status was lost"),
+                },
+                Some(Err(e)) => break Exit::from_io(&e),
+                Some(Ok(_)) if abandoned => {}
+                Some(Ok(Chunk::Stdout(bytes))) => pending = Some(write(Target::Stdout, bytes)),
+                Some(Ok(Chunk::Stderr(bytes))) if stderr_open => {
+                    pending = Some(write(Target::Stderr, bytes));
+                }
+                Some(Ok(Chunk::Stderr(_))) => {}
+            }
+        }
+    };
+    Ok((exit, Report::from(&stream.stats())))
+}
+
+fn open_input(path: &Path) -> io::Result<File> {
+    let file = File::open(path)?;
+    if file.metadata()?.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is a directory",
+        ));
+    }
+    Ok(file)
+}
+
+fn forward(handle: &ProcessHandle, signal: Signal) {
+    if let Err(e) = handle.kill(signal) {
+        let _ = writeln!(io::stderr(), "netrunner: cannot forward {signal}: {e}");
+    }
+}
+
+/// Which of netrunner's outputs a chunk goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Stdout,
+    Stderr,
+}
+
+impl Target {
+    fn fd(self) -> RawFd {
+        match self {
+            Target::Stdout => libc::STDOUT_FILENO,
+            Target::Stderr => libc::STDERR_FILENO,
+        }
+    }
+}
+
+/// Writes `bytes` to `target` on a blocking thread, so that a full pipe
+/// blocks neither the loop nor signal forwarding.
+fn write(target: Target, bytes: Bytes) -> (Target, JoinHandle<io::Result<()>>) {
+    let task = tokio::task::spawn_blocking(move || write_all_fd(target.fd(), &bytes));
+    (target, task)
+}
+
+/// The result of the pending write; never completes when there is none.
+async fn written(
+    pending: &mut Option<(Target, JoinHandle<io::Result<()>>)>,
+) -> (Target, io::Result<()>) {
+    match pending {
+        Some((target, task)) => {
+            let result = task.await.unwrap_or_else(|e| Err(io::Error::other(e)));
+            (*target, result)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes all of `data` to `fd`, also when `fd` was left non-blocking by
+/// whoever shares it (waits for room instead of failing with EAGAIN).
+pub fn write_all_fd(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: `data` is valid for `data.len()` bytes.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n > 0 {
+            data = &data[n as usize..];
+            continue;
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => {
+                let mut pfd = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd. Errors (EINTR) just retry.
+                unsafe { libc::poll(&mut pfd, 1, -1) };
+            }
+            _ => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    fn pipe() -> (File, File) {
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        use std::os::fd::FromRawFd;
+        unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
+    }
+
+    #[test]
+    fn write_all_fd_waits_on_a_non_blocking_pipe() {
+        let (mut r, w) = pipe();
+        let fd = w.as_raw_fd();
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        // Far more than a pipe holds: EAGAIN must be waited out.
+        let data: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let expected = data.clone();
+        let writer = std::thread::spawn(move || {
+            let r = write_all_fd(w.as_raw_fd(), &data);
+            drop(w);
+            r
+        });
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(got == expected);
+    }
+
+    #[test]
+    fn write_all_fd_reports_a_closed_reader() {
+        let (r, w) = pipe();
+        drop(r);
+        let e = write_all_fd(w.as_raw_fd(), b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+    }
+}
