@@ -94,6 +94,25 @@ impl ControlChannel {
         }
     }
 
+    /// Reads what the socket holds right now, without waiting and without
+    /// the reactor's readiness (which a `Drop` cannot wait for): buffered
+    /// frames go to the decoder, a hang-up sets end of file. The next
+    /// `poll_recv` then hands them out before it would wait.
+    pub(crate) fn read_available(&mut self) {
+        while !self.eof {
+            let mut buf = [0u8; 4096];
+            let mut received = Vec::new();
+            match sys::recv_with_fds(self.fd.get_ref().as_raw_fd(), &mut buf, &mut received) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.decoder.push(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => self.eof = true,
+                Err(_) => return, // nothing more now (EAGAIN), or unreadable
+            }
+            self.fds.extend(received);
+        }
+    }
+
     pub(crate) async fn recv(&mut self) -> Result<Option<FromShepherd>, Error> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }

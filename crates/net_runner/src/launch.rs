@@ -9,7 +9,9 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use net_runner_proto::{check_version, FromShepherd, SpawnRequest, SpawnStage, ToShepherd};
+use net_runner_proto::{
+    check_version, FromShepherd, SpawnRequest, SpawnStage, ToShepherd, MAX_FRAME_LEN,
+};
 
 use crate::control::ControlChannel;
 use crate::{pool, reaper, Error};
@@ -45,14 +47,20 @@ pub(crate) async fn launch(
     };
     let mut hello = Vec::new();
     ToShepherd::hello().encode(&mut hello);
+    let names_cwd = req.cwd.is_some();
+    let hello_len = hello.len();
+    ToShepherd::Spawn(req).encode(&mut hello);
+    // A request the shepherd would refuse as a corrupt frame could never
+    // be exec'd either: the kernel caps argv and envp together far lower.
+    if hello.len() - hello_len - 4 > MAX_FRAME_LEN {
+        return Err(spawn_error(
+            "exec",
+            io::Error::from_raw_os_error(libc::E2BIG),
+        ));
+    }
     // A pre-started shepherd has the cwd of its start: use one only when
     // the request names the cwd explicitly.
-    let pooled = if req.cwd.is_some() {
-        pool::take()
-    } else {
-        None
-    };
-    ToShepherd::Spawn(req).encode(&mut hello);
+    let pooled = if names_cwd { pool::take() } else { None };
 
     let sent = match pooled {
         Some(idle) => send_request(idle, &hello).await,
@@ -70,15 +78,21 @@ pub(crate) async fn launch(
         }
     };
     let shepherd_pid = guard.0.expect("guard holds the pid until success");
+    // Out of descriptors shows here, when the passed pipes cannot be
+    // installed: report it as the spawn failure it is.
+    let recv_error = |e: Error| match e {
+        Error::Io(e) => spawn_error("control socket", e),
+        other => other,
+    };
 
-    match control.recv().await? {
+    match control.recv().await.map_err(recv_error)? {
         Some(FromShepherd::Hello { version }) => {
             check_version(version).map_err(|e| Error::Shepherd(e.to_string()))?
         }
         Some(other) => return Err(Error::Shepherd(format!("expected Hello, got {other:?}"))),
         None => return Err(Error::Shepherd("shepherd exited before answering".into())),
     }
-    match control.recv().await? {
+    match control.recv().await.map_err(recv_error)? {
         Some(FromShepherd::Spawned { pid, fds }) => {
             let fds = control.take_fds(fds as usize)?;
             guard.0 = None;

@@ -118,7 +118,7 @@ pub fn prestarted_idle() -> usize {
 
 /// Starts a shepherd with its control socket; it waits for a request.
 pub(crate) fn start_shepherd() -> std::io::Result<Idle> {
-    let exe = shepherd_exe::get().map_err(std::io::Error::other)?;
+    let exe = shepherd_exe::get()?;
     let (ours, theirs) = sys::socketpair()?;
     let pid = sys::spawn_shepherd(&exe.path, &theirs)?;
     Ok(Idle { pid, control: ours })

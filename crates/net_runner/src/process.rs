@@ -37,17 +37,29 @@ use crate::{reaper, Error, ExitStatus, Signal, Stats};
 /// ```
 #[derive(Debug)]
 pub struct Process {
-    pid: libc::pid_t,
-    shepherd_pid: libc::pid_t,
-    control: ControlChannel,
+    link: Link,
     stdin: Option<ChildStdin>,
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     counters: Arc<Counters>,
     started: Instant,
+}
+
+/// What the library knows of the child through its shepherd: the control
+/// channel and what came over it. Apart from the pipes, so that a read or a
+/// write can watch the channel while it waits (see [`Link::guard`]).
+#[derive(Debug)]
+struct Link {
+    pid: libc::pid_t,
+    shepherd_pid: libc::pid_t,
+    control: ControlChannel,
     exit: Option<(ExitReport, Instant)>,
     /// The shepherd closed the channel (it exited or is exiting).
     shepherd_done: bool,
+    /// The shepherd's pid was handed to the reaper. Exactly once: a second
+    /// `waitpid` on a pid that was reaped and then recycled would take the
+    /// exit status of an unrelated child of this process.
+    shepherd_released: bool,
 }
 
 /// A cheap handle that can signal a process from elsewhere (another task,
@@ -126,16 +138,19 @@ impl Process {
         let mut next = |mode: StdioMode| (mode == StdioMode::Pipe).then(|| fds.next()).flatten();
         let (stdin_fd, stdout_fd, stderr_fd) = (next(modes[0]), next(modes[1]), next(modes[2]));
         let mut process = Process {
-            pid: child_pid,
-            shepherd_pid,
-            control,
+            link: Link {
+                pid: child_pid,
+                shepherd_pid,
+                control,
+                exit: None,
+                shepherd_done: false,
+                shepherd_released: false,
+            },
             stdin: None,
             stdout: None,
             stderr: None,
             counters: counters.clone(),
             started,
-            exit: None,
-            shepherd_done: false,
         };
         // On error `process` drops here, which cleans up the child.
         process.stdin = stdin_fd
@@ -152,26 +167,26 @@ impl Process {
 
     /// The child's pid, which is also its process group id.
     pub fn os_pid(&self) -> u32 {
-        self.pid as u32
+        self.link.pid as u32
     }
 
     /// The pid of this process's shepherd.
     pub fn shepherd_pid(&self) -> u32 {
-        self.shepherd_pid as u32
+        self.link.shepherd_pid as u32
     }
 
     /// A handle for signalling this process from elsewhere.
     pub fn handle(&self) -> ProcessHandle {
         ProcessHandle {
-            pid: self.pid,
-            control: self.control.weak(),
+            pid: self.link.pid,
+            control: self.link.control.weak(),
         }
     }
 
     /// Writes all of `data` to the child's stdin.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         match &mut self.stdin {
-            Some(stdin) => Ok(stdin.write_all(data).await?),
+            Some(stdin) => Ok(self.link.guard(stdin.write_all(data)).await?),
             None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "stdin is closed").into()),
         }
     }
@@ -185,7 +200,7 @@ impl Process {
     /// holds); `Ok(None)` at end of file.
     pub async fn read(&mut self) -> Result<Option<Bytes>, Error> {
         match &mut self.stdout {
-            Some(out) => Ok(out.read_chunk(CHUNK).await?),
+            Some(out) => Ok(self.link.guard(out.read_chunk(CHUNK)).await?),
             None => Ok(None),
         }
     }
@@ -194,7 +209,7 @@ impl Process {
     /// stderr is not consumed.
     pub async fn read_stderr(&mut self) -> Result<Option<Bytes>, Error> {
         match &mut self.stderr {
-            Some(err) => Ok(err.read_chunk(CHUNK).await?),
+            Some(err) => Ok(self.link.guard(err.read_chunk(CHUNK)).await?),
             None => Ok(None),
         }
     }
@@ -218,7 +233,7 @@ impl Process {
     /// child has exited: a signal never reaches a recycled pid, because the
     /// shepherd, which sends it, is the one that reaps the child.
     pub fn kill(&self, signal: Signal) -> Result<(), Error> {
-        if self.exit.is_some() {
+        if self.link.exit.is_some() {
             return Ok(());
         }
         send_ignoring_gone(
@@ -230,7 +245,7 @@ impl Process {
     }
 
     fn control_fd(&self) -> &OwnedFd {
-        self.control.fd_ref()
+        self.link.control.fd_ref()
     }
 
     /// Waits for the child to exit and returns its status. Safe to call again.
@@ -253,33 +268,27 @@ impl Process {
     }
 
     pub(crate) fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<Result<ExitStatus, Error>> {
-        loop {
-            if let Some((report, _)) = self.exit {
-                return Poll::Ready(Ok(ExitStatus(report.termination)));
-            }
-            if self.shepherd_done {
-                return Poll::Ready(Err(Error::Shepherd(
-                    "shepherd exited without reporting the child's exit".into(),
-                )));
-            }
-            match std::task::ready!(self.control.poll_recv(cx)) {
-                Ok(Some(FromShepherd::Exited(report))) => {
-                    self.exit = Some((report, Instant::now()));
-                    reaper::reap(self.shepherd_pid);
-                }
-                Ok(Some(FromShepherd::Error { message })) => {
-                    tracing::debug!(pid = self.pid, %message, "shepherd reported an error");
-                }
-                Ok(Some(other)) => {
-                    tracing::debug!(pid = self.pid, ?other, "unexpected message from shepherd");
-                }
-                Ok(None) => {
-                    self.shepherd_done = true;
-                    reaper::reap(self.shepherd_pid);
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        std::task::ready!(self.link.poll_events(cx))?;
+        Poll::Ready(match self.link.exit {
+            Some((report, _)) => Ok(ExitStatus(report.termination)),
+            None => Err(Error::Shepherd(
+                "shepherd exited without reporting the child's exit \
+                 (the child's process group was killed)"
+                    .into(),
+            )),
+        })
+    }
+
+    /// Handles what the shepherd sends while the caller waits on something
+    /// else (the pipes); never completes. The pump runs it alongside its
+    /// reads, so that a lost shepherd ends `run` and the streams instead of
+    /// leaving them waiting for output that holders of the pipes never send.
+    pub(crate) async fn watch(&mut self) {
+        std::future::poll_fn(|cx| {
+            let _ = self.link.poll_events(cx);
+            Poll::<()>::Pending
+        })
+        .await
     }
 
     /// Graceful stop: SIGTERM to the group, SIGKILL after the kill timeout
@@ -290,7 +299,7 @@ impl Process {
     }
 
     pub(crate) fn start_shutdown(&self) -> Result<(), Error> {
-        if self.exit.is_some() {
+        if self.link.exit.is_some() {
             return Ok(());
         }
         send_ignoring_gone(self.control_fd(), &ToShepherd::Shutdown)
@@ -300,7 +309,7 @@ impl Process {
     pub fn stats(&self) -> Stats {
         let mut stats = Stats::default();
         self.counters.fill(&mut stats);
-        match self.exit {
+        match self.link.exit {
             Some((report, at)) => {
                 stats.wall_time = at.duration_since(self.started);
                 stats.exit_status = Some(ExitStatus(report.termination));
@@ -314,12 +323,90 @@ impl Process {
     }
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        if !self.shepherd_done {
-            // Closing the channel (when the fields drop, right after this)
-            // tells the shepherd to clean up; the reaper collects it after.
+impl Link {
+    /// Handles the shepherd's messages until the outcome is known: `Ready`
+    /// once the exit was reported or the channel closed.
+    fn poll_events(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            if self.exit.is_some() || self.shepherd_done {
+                return Poll::Ready(Ok(()));
+            }
+            match std::task::ready!(self.control.poll_recv(cx)) {
+                Ok(Some(FromShepherd::Exited(report))) => {
+                    self.exit = Some((report, Instant::now()));
+                    self.release_shepherd();
+                }
+                Ok(Some(FromShepherd::Error { message })) => {
+                    tracing::debug!(pid = self.pid, %message, "shepherd reported an error");
+                }
+                Ok(Some(other)) => {
+                    tracing::debug!(pid = self.pid, ?other, "unexpected message from shepherd");
+                }
+                Ok(None) => {
+                    self.shepherd_done = true;
+                    self.release_shepherd();
+                    self.kill_orphaned_group();
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// The shepherd is gone without reporting the child's exit: it was
+    /// killed, or it crashed. The child dies by its `PR_SET_PDEATHSIG`, but
+    /// the child's own children do not, and no one else will clean them
+    /// up: SIGKILL the child's process group.
+    ///
+    /// Pid reuse: the group id is the child's pid, and the kernel does not
+    /// hand out a number that is still in use as a process group id. So
+    /// while anything of the group is alive, the number names exactly that
+    /// group. Only once the whole group is gone can the number be recycled,
+    /// and then the signal would reach someone else only if, in the moment
+    /// since the child died (with its shepherd, just now), the pid counter
+    /// had wrapped around the whole pid space to this number and its new
+    /// owner had made itself a process group leader.
+    fn kill_orphaned_group(&self) {
+        if self.pid > 1 {
+            unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+        }
+    }
+
+    /// Hands the shepherd's pid to the reaper, once.
+    fn release_shepherd(&mut self) {
+        if !self.shepherd_released {
+            self.shepherd_released = true;
             reaper::reap(self.shepherd_pid);
         }
+    }
+
+    /// Runs `io` (a read or write on the child's pipes) while handling the
+    /// control channel, so that a shepherd lost meanwhile gets the group
+    /// killed, which ends the read or write.
+    async fn guard<T>(&mut self, io: impl std::future::Future<Output = T>) -> T {
+        let mut io = std::pin::pin!(io);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(v) = io.as_mut().poll(cx) {
+                return Poll::Ready(v);
+            }
+            let _ = self.poll_events(cx);
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.link.exit.is_none() && !self.link.shepherd_done {
+            // A shepherd that died unnoticed (nothing polled the channel
+            // since) leaves the child's group to us: look now, without
+            // waiting, and kill the group if the channel is closed.
+            self.link.control.read_available();
+            let waker = futures_util::task::noop_waker_ref();
+            let _ = self.link.poll_events(&mut Context::from_waker(waker));
+        }
+        // Closing the channel (when the fields drop, right after this) tells
+        // a live shepherd to clean up; the reaper collects it after.
+        self.link.release_shepherd();
     }
 }

@@ -175,6 +175,9 @@ impl Pump {
                         return Some(self.fail(e.into()));
                     }
                 }
+                // Never completes; handles the control channel meanwhile
+                // (a lost shepherd gets the group killed, ending the reads).
+                () = self.process.watch() => {}
             }
         }
     }

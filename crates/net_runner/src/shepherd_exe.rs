@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// Environment variable naming a shepherd binary to use instead of the
 /// embedded one.
@@ -25,32 +25,50 @@ pub(crate) struct ShepherdExe {
     _memfd: Option<OwnedFd>,
 }
 
-static EXE: OnceLock<Result<ShepherdExe, String>> = OnceLock::new();
+static EXE: OnceLock<ShepherdExe> = OnceLock::new();
 
 /// The shepherd to start, located once per process.
-pub(crate) fn get() -> Result<&'static ShepherdExe, crate::Error> {
-    EXE.get_or_init(locate)
-        .as_ref()
-        .map_err(|e| crate::Error::Shepherd(e.clone()))
+///
+/// Only success is remembered: installing the embedded binary can fail for
+/// passing reasons (out of descriptors, say), and the next spawn tries
+/// again. The error keeps its OS error code.
+pub(crate) fn get() -> io::Result<&'static ShepherdExe> {
+    static INIT: Mutex<()> = Mutex::new(());
+    if let Some(exe) = EXE.get() {
+        return Ok(exe);
+    }
+    let _one_at_a_time = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(exe) = EXE.get() {
+        return Ok(exe);
+    }
+    let exe = locate()?;
+    Ok(EXE.get_or_init(|| exe))
 }
 
-fn locate() -> Result<ShepherdExe, String> {
+fn locate() -> io::Result<ShepherdExe> {
     if let Some(path) = std::env::var_os(SHEPHERD_ENV) {
         return Ok(ShepherdExe {
-            path: CString::new(path.into_vec())
-                .map_err(|_| format!("{SHEPHERD_ENV} contains a NUL byte"))?,
+            path: CString::new(path.into_vec()).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{SHEPHERD_ENV} contains a NUL byte"),
+                )
+            })?,
             _memfd: None,
         });
     }
     let bytes = embedded().ok_or_else(|| {
-        format!("this build of net_runner has no embedded shepherd; set {SHEPHERD_ENV}")
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("this build of net_runner has no embedded shepherd; set {SHEPHERD_ENV}"),
+        )
     })?;
     if memfd_exec_allowed() {
         if let Ok(exe) = memfd(bytes) {
             return Ok(exe);
         }
     }
-    private_file(bytes).map_err(|e| format!("cannot install the embedded shepherd: {e}"))
+    private_file(bytes)
 }
 
 #[cfg(not(netrunner_no_embed))]

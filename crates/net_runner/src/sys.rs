@@ -109,10 +109,10 @@ pub(crate) fn recv_with_fds(
         }
     }
     if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "shepherd sent more descriptors than expected",
-        ));
+        // The kernel could not install every passed descriptor (the rest are
+        // closed). With room for MAX_FDS and a shepherd that sends at most
+        // three, that means this process is out of descriptors.
+        return Err(io::Error::from_raw_os_error(libc::EMFILE));
     }
     Ok(n)
 }

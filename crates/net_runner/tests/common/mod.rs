@@ -162,3 +162,149 @@ pub fn children() -> Vec<(i32, char)> {
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
+
+/// Starts a copy of this test binary that runs only the test `name`, with
+/// `envs` set and stdout piped. The helper test returns at once unless its
+/// environment variable is set, so in a normal run it is an empty pass.
+/// This is how a test gets a process it may SIGKILL or constrain (rlimits)
+/// without touching the shared test process.
+pub fn reexec(name: &str, envs: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .stdout(std::process::Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Reads lines until one contains `tag`; returns what follows it on that
+/// line, or `None` at end of output. (The test harness prints its own
+/// `test NAME ... ` before a helper's first line, so `tag` is searched
+/// anywhere in the line.)
+pub fn line_with(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    tag: &str,
+) -> Option<String> {
+    lines
+        .map_while(Result::ok)
+        .find_map(|l| Some(l.split_once(tag)?.1.trim().to_owned()))
+}
+
+/// Resident set size of this process, KiB.
+pub fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// Threads of this process.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// The parent pid of `pid`.
+pub fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The `wchar` line of `/proc/PID/io`: bytes the process has passed to
+/// `write` so far (0 once it is gone).
+pub fn wchar(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("wchar: ")?.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs the helper test `name` in a copy of this binary (see [`reexec`]),
+/// collects its stdout and waits for it; kills it (by pid) and panics if it
+/// is not done within `guard`.
+pub fn run_helper(
+    name: &str,
+    envs: &[(&str, &str)],
+    guard: Duration,
+) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut child = reexec(name, envs);
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + guard;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("helper {name} did not finish within {guard:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap())
+}
+
+/// What a load test compares before and after: open descriptors, threads,
+/// and direct children (zombies included) of this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    pub fds: usize,
+    pub threads: usize,
+    pub children: usize,
+}
+
+pub fn footprint() -> Footprint {
+    Footprint {
+        fds: fd_count(),
+        threads: thread_count(),
+        children: children().len(),
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to at least `want` (as far as the hard
+/// limit allows); returns the soft limit in force. For load tests in their
+/// own binary only: it changes the whole test process.
+pub fn raise_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if lim.rlim_cur < want {
+        lim.rlim_cur = want.min(lim.rlim_max);
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    }
+    lim.rlim_cur
+}
+
+/// Creates what the library creates once per process — the installed
+/// shepherd, the reaper thread (started by the first shepherd that is not
+/// reaped at once: one dropped while its child runs), the pre-start thread
+/// and its idle shepherd — so that a load test's "before" already has them.
+pub async fn warm_up() {
+    net_runner::Command::new("true").run().await.unwrap();
+    let p = net_runner::Command::new("sleep")
+        .arg("1000")
+        .kill_timeout(Duration::from_millis(100))
+        .spawn()
+        .await
+        .unwrap();
+    drop(p);
+    assert!(eventually(GUARD, || net_runner::prestarted_idle() == 1
+        && children().len() == 1));
+}
