@@ -205,6 +205,12 @@ fn timeout_is_not_held_up_by_a_stuck_stderr() {
 fn sigkill_netrunner(extra: &[&str], script: &str, min_procs: usize) {
     let m = Marker::new();
     let (mut child, stdout) = start_ready(&m, extra, script);
+    // A background job may be mid-exec (its environ briefly unreadable):
+    // wait until all of them are visible.
+    let start = std::time::Instant::now();
+    while m.pids().len() < min_procs && start.elapsed() < GUARD {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let pids = m.pids();
     assert!(
         pids.len() >= min_procs,
