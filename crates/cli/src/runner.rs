@@ -149,6 +149,13 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
                 },
                 Some(Err(e)) => break Exit::from_io(&e),
                 Some(Ok(_)) if abandoned => {}
+                // A file or /dev/null never blocks for long: write it here
+                // instead of a blocking-pool round trip per chunk.
+                Some(Ok(Chunk::Stdout(bytes))) if Target::Stdout.never_blocks() => {
+                    if let Err(e) = write_all_fd(Target::Stdout.fd(), &bytes) {
+                        break Exit::failure(exit::FAILURE, format!("cannot write to stdout: {e}"));
+                    }
+                }
                 Some(Ok(Chunk::Stdout(bytes))) => pending = Some(write(Target::Stdout, bytes)),
                 Some(Ok(Chunk::Stderr(bytes))) if stderr_open => {
                     pending = Some(write(Target::Stderr, bytes));
@@ -185,6 +192,21 @@ enum Target {
 }
 
 impl Target {
+    /// A regular file or a character device such as /dev/null (checked once).
+    fn never_blocks(self) -> bool {
+        static CACHE: [std::sync::OnceLock<bool>; 2] =
+            [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+        *CACHE[self as usize].get_or_init(|| {
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            if unsafe { libc::fstat(self.fd(), &mut st) } != 0 {
+                return false;
+            }
+            let fmt = st.st_mode & libc::S_IFMT;
+            fmt == libc::S_IFREG
+                || (fmt == libc::S_IFCHR && unsafe { libc::isatty(self.fd()) } == 0)
+        })
+    }
+
     fn fd(self) -> RawFd {
         match self {
             Target::Stdout => libc::STDOUT_FILENO,
