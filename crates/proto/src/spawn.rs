@@ -120,7 +120,11 @@ impl SpawnRequest {
             stdout: StdioMode::Pipe,
             stderr: StdioMode::Pipe,
             kill_timeout_ms: 5_000,
-            pipe_size: 1 << 20,
+            // Big enough that a producer writing small blocks (head's 8 KiB)
+            // rarely waits for the reader, small enough that the data in
+            // flight stays in a core's L2: 1 MiB was 10-20 % slower than
+            // 256 KiB for fast producers and stdin -> stdout round trips.
+            pipe_size: 256 << 10,
             kill_leftovers: true,
             pty: None,
         }

@@ -1,9 +1,11 @@
-//! Starting the child: pipes, fork, the child-side setup, exec.
+//! Starting the child: pipes, a vfork-style clone, the child-side setup, exec.
 //!
 //! Everything the child needs (argv, envp, the `PATH` candidates) is built
-//! before `fork`, so the child side only makes system calls. A failure in the
-//! child is written as `(stage, errno)` to a close-on-exec pipe; a successful
-//! exec closes that pipe, so EOF on it means "the program is running".
+//! before the clone, so the child side only makes system calls. The child
+//! shares our memory and we are suspended until it execs or exits
+//! (`CLONE_VM | CLONE_VFORK`): a failure is written as `(stage, errno)` into
+//! that shared memory, and its absence when `clone` returns means "the
+//! program is running".
 
 use std::ffi::CString;
 use std::io;
@@ -16,8 +18,6 @@ use crate::sys;
 /// A started child as the shepherd sees it.
 pub struct Started {
     pub pid: libc::pid_t,
-    /// Readable with `(stage, errno)` on failure, EOF once exec succeeded.
-    pub status_pipe: OwnedFd,
     /// The ends that go to the library, in stdin, stdout, stderr order.
     pub library_fds: Vec<OwnedFd>,
 }
@@ -35,16 +35,6 @@ pub const SHEPHERD_IGNORES: &[libc::c_int] = &[
     libc::SIGTTIN,
     libc::SIGTTOU,
 ];
-
-/// Decodes what the child wrote to the status pipe.
-pub fn decode_status(bytes: &[u8]) -> StartError {
-    if bytes.len() < 5 {
-        return (SpawnStage::Exec, libc::EIO);
-    }
-    let stage = SpawnStage::from_u8(bytes[0]).unwrap_or(SpawnStage::Exec);
-    let errno = i32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-    (stage, errno)
-}
 
 fn cstring(bytes: &[u8]) -> Result<CString, StartError> {
     CString::new(bytes).map_err(|_| (SpawnStage::Setup, libc::EINVAL))
@@ -109,7 +99,39 @@ fn make_pipes(req: &SpawnRequest) -> io::Result<(ChildStdio, Vec<OwnedFd>)> {
     Ok((ChildStdio { ends }, library))
 }
 
-/// Forks and execs the child described by `req`.
+/// What the child needs, and where it reports why it could not exec: the
+/// memory is shared with the suspended parent (`CLONE_VM | CLONE_VFORK`).
+struct ChildArgs<'a> {
+    req: &'a SpawnRequest,
+    parent: libc::pid_t,
+    stdio: &'a ChildStdio,
+    cwd: Option<&'a CString>,
+    candidates: &'a [CString],
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    failure: Option<StartError>,
+}
+
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `start` passes its live `ChildArgs` and stays suspended until
+    // this exec's or exits.
+    let a = unsafe { &mut *arg.cast::<ChildArgs>() };
+    a.failure = Some(child_setup_and_exec(
+        a.req,
+        a.parent,
+        a.stdio,
+        a.cwd,
+        a.candidates,
+        a.argv,
+        a.envp,
+    ));
+    unsafe { libc::_exit(127) }
+}
+
+/// Starts the child described by `req`, the way glibc's `posix_spawn` does:
+/// `clone(CLONE_VM | CLONE_VFORK)` on a stack of its own, so no page table
+/// is copied, and when `clone` returns the child has either exec'd or
+/// written why it could not. No status pipe, no extra wake-up.
 pub fn start(req: &SpawnRequest) -> Result<Started, StartError> {
     let candidates = exec_candidates(req)?;
     let argv0 = cstring(req.arg0.as_deref().unwrap_or(&req.program))?;
@@ -127,35 +149,49 @@ pub fn start(req: &SpawnRequest) -> Result<Started, StartError> {
     let envp = null_terminated(&envp_owned);
 
     let (stdio, library_fds) = make_pipes(req).map_err(|e| (SpawnStage::Stdio, os_errno(&e)))?;
-    let (status_r, status_w) = sys::pipe().map_err(|e| (SpawnStage::Stdio, os_errno(&e)))?;
-    let parent = unsafe { libc::getpid() };
-
-    let pid = unsafe { libc::fork() };
+    let mut args = ChildArgs {
+        req,
+        parent: unsafe { libc::getpid() },
+        stdio: &stdio,
+        cwd: cwd.as_ref(),
+        candidates: &candidates,
+        argv: &argv,
+        envp: &envp,
+        failure: None,
+    };
+    // The child runs only system calls: 64 KiB is plenty.
+    let mut stack = vec![0u128; 64 * 1024 / 16];
+    let pid = unsafe {
+        // No handler of ours may run in the child on our memory: block
+        // everything; the child resets dispositions, then unblocks.
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let top = stack.as_mut_ptr().add(stack.len()).cast::<libc::c_void>();
+        let pid = libc::clone(
+            child_main,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut args as *mut ChildArgs).cast(),
+        );
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        pid
+    };
     if pid < 0 {
         return Err((SpawnStage::Fork, sys::errno()));
     }
-    if pid == 0 {
-        // Child: system calls only, then exec or report and _exit.
-        let (stage, errno) =
-            child_setup_and_exec(req, parent, &stdio, cwd.as_ref(), &candidates, &argv, &envp);
-        let mut msg = [0u8; 5];
-        msg[0] = stage.to_u8();
-        msg[1..].copy_from_slice(&errno.to_le_bytes());
-        unsafe {
-            libc::write(status_w.as_raw_fd(), msg.as_ptr().cast(), msg.len());
-            libc::_exit(127);
-        }
+    // SAFETY: written, if at all, by the child before it exited.
+    if let Some(failure) = unsafe { std::ptr::read_volatile(&args.failure) } {
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        return Err(failure);
     }
-    // Parent: also set the group here, so a signal sent right after fork
-    // cannot miss the child; EACCES (already exec'd) means the child did it.
+    // Also set the group here, so a signal sent right after cannot miss the
+    // child; EACCES (already exec'd) means the child did it.
     unsafe { libc::setpgid(pid, pid) };
     drop(stdio);
-    drop(status_w);
-    Ok(Started {
-        pid,
-        status_pipe: status_r,
-        library_fds,
-    })
+    Ok(Started { pid, library_fds })
 }
 
 fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
@@ -187,15 +223,16 @@ fn child_setup_and_exec(
         // If the shepherd dies (even by SIGKILL) the child goes too.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         if libc::getppid() != parent {
-            libc::_exit(127);
+            return (SpawnStage::Setup, libc::ESRCH);
         }
-        // The shepherd blocks and ignores signals; the program starts clean.
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // The shepherd blocks and ignores signals; the program starts clean
+        // (dispositions first: until exec, handlers would run on our memory).
         for &sig in SHEPHERD_IGNORES {
             libc::signal(sig, libc::SIG_DFL);
         }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         for (target, mode) in [(0, req.stdin), (1, req.stdout), (2, req.stderr)] {
             let r = match mode {
                 StdioMode::Pipe => match &stdio.ends[target as usize] {

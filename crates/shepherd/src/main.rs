@@ -81,11 +81,10 @@ fn run() -> io::Result<()> {
             return Ok(());
         }
     };
-    Shepherd {
+    let mut shepherd = Shepherd {
         control,
         sigfd,
         pid: started.pid,
-        status_pipe: Some(started.status_pipe),
         library_fds: started.library_fds,
         spawned_sent: false,
         exit: None,
@@ -94,8 +93,10 @@ fn run() -> io::Result<()> {
         deadline: None,
         kill_timeout: Duration::from_millis(req.kill_timeout_ms),
         kill_leftovers: req.kill_leftovers,
-    }
-    .run()
+    };
+    // `start` returns once the child has exec'd: hand over its pipes now.
+    shepherd.send_spawned();
+    shepherd.run()
 }
 
 /// Makes sure fds 0–2 are open, so that no pipe we create lands on them.
@@ -171,8 +172,6 @@ struct Shepherd {
     sigfd: OwnedFd,
     /// The child's pid, which is also its process group id.
     pid: libc::pid_t,
-    /// Open until the child exec'd (EOF) or reported a failure.
-    status_pipe: Option<OwnedFd>,
     /// The library's ends, sent with `Spawned` and then closed here.
     library_fds: Vec<OwnedFd>,
     spawned_sent: bool,
@@ -206,13 +205,6 @@ impl Shepherd {
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 return self.finish_by_sigkill();
             }
-            if ready.status {
-                self.on_exec_status()?;
-                if self.status_pipe.is_some() {
-                    // exec failed: the child is reported and reaped.
-                    return Ok(());
-                }
-            }
             if ready.signal {
                 self.on_signals();
             }
@@ -233,7 +225,6 @@ impl Shepherd {
             fds.len() - 1
         };
         let sig = slot(self.sigfd.as_raw_fd());
-        let status = self.status_pipe.as_ref().map(|p| slot(p.as_raw_fd()));
         let control = (!self.owner_gone).then(|| slot(self.control.fd()));
         let timeout = match self.deadline {
             None => -1,
@@ -248,40 +239,24 @@ impl Shepherd {
         let hit = |i: Option<usize>| i.is_some_and(|i| fds[i].revents != 0);
         Ok(Ready {
             signal: hit(Some(sig)),
-            status: hit(status),
             control: hit(control),
         })
     }
 
-    /// The status pipe became readable: EOF means exec succeeded.
-    fn on_exec_status(&mut self) -> io::Result<()> {
-        let Some(pipe) = &self.status_pipe else {
-            return Ok(());
-        };
-        let mut buf = [0u8; 8];
-        let n = sys::read(pipe.as_raw_fd(), &mut buf)?;
-        if n == 0 {
-            self.status_pipe = None;
-            let fds: Vec<i32> = self.library_fds.iter().map(|f| f.as_raw_fd()).collect();
-            self.control.queue(&FromShepherd::Spawned {
-                pid: self.pid,
-                fds: fds.len() as u8,
-            });
-            if self.control.flush(&fds).is_err() {
-                self.owner_gone = true;
-                self.terminate();
-            }
-            // We keep no copy: EOF and close are the library's business now.
-            self.library_fds.clear();
-            self.spawned_sent = true;
-            return Ok(());
+    /// Sends `Spawned` with the library's ends of the pipes.
+    fn send_spawned(&mut self) {
+        let fds: Vec<i32> = self.library_fds.iter().map(|f| f.as_raw_fd()).collect();
+        self.control.queue(&FromShepherd::Spawned {
+            pid: self.pid,
+            fds: fds.len() as u8,
+        });
+        if self.control.flush(&fds).is_err() {
+            self.owner_gone = true;
+            self.terminate();
         }
-        let (stage, errno) = child::decode_status(&buf[..n]);
-        tree::kill_and_reap_all(self.pid, self.pid);
-        self.control
-            .queue(&FromShepherd::SpawnFailed { stage, errno });
-        let _ = self.control.flush(&[]);
-        Ok(())
+        // We keep no copy: EOF and close are the library's business now.
+        self.library_fds.clear();
+        self.spawned_sent = true;
     }
 
     fn on_signals(&mut self) {
@@ -371,6 +346,5 @@ impl Shepherd {
 
 struct Ready {
     signal: bool,
-    status: bool,
     control: bool,
 }
