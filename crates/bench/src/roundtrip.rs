@@ -15,6 +15,41 @@ use crate::{Ctx, BUF};
 /// Bytes per write.
 const WRITE: usize = 1 << 20;
 
+/// The async contenders' shared body: a writer task sends `writes` copies
+/// of `data` to stdin (then closes it), while this task reads stdout to the
+/// end into `buf`. Returns the bytes read. The same code for tokio and
+/// net_runner, so only the pipes differ.
+async fn through<W, R>(
+    stdin: W,
+    out: &mut R,
+    data: &Bytes,
+    writes: usize,
+    buf: &mut [u8],
+) -> Res<u64>
+where
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    R: tokio::io::AsyncRead + Unpin,
+{
+    let data = data.clone();
+    let mut stdin = stdin;
+    let writer = tokio::spawn(async move {
+        for _ in 0..writes {
+            stdin.write_all(&data).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut total = 0u64;
+    loop {
+        let n = out.read(buf).await?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    writer.await??;
+    Ok(total)
+}
+
 pub fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
     let size = ctx.cfg.roundtrip_bytes;
     let writes = (size / WRITE as u64) as usize;
@@ -69,24 +104,9 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .spawn()?;
-                let mut stdin = child.stdin.take().expect("piped");
+                let stdin = child.stdin.take().expect("piped");
                 let mut out = child.stdout.take().expect("piped");
-                let data = chunk.clone();
-                let writer = tokio::spawn(async move {
-                    for _ in 0..writes {
-                        stdin.write_all(&data).await?;
-                    }
-                    Ok::<_, std::io::Error>(())
-                });
-                let mut total = 0u64;
-                loop {
-                    let n = out.read(tokio_buf).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    total += n as u64;
-                }
-                writer.await??;
+                let total = through(stdin, &mut out, &chunk, writes, tokio_buf).await?;
                 let st = child.wait().await?;
                 let d = s.elapsed();
                 check(total, st.success())?;
@@ -117,24 +137,9 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
                 rt.block_on(async {
                     let s = Instant::now();
                     let mut p = net_runner::Command::new(cat).spawn().await?;
-                    let mut stdin = p.take_stdin().expect("piped");
+                    let stdin = p.take_stdin().expect("piped");
                     let mut out = p.take_stdout().expect("piped");
-                    let data = chunk.clone();
-                    let writer = tokio::spawn(async move {
-                        for _ in 0..writes {
-                            stdin.write_all(&data).await?;
-                        }
-                        Ok::<_, std::io::Error>(())
-                    });
-                    let mut total = 0u64;
-                    loop {
-                        let n = out.read(nr_buf).await?;
-                        if n == 0 {
-                            break;
-                        }
-                        total += n as u64;
-                    }
-                    writer.await??;
+                    let total = through(stdin, &mut out, &chunk, writes, nr_buf).await?;
                     let st = p.wait().await?;
                     let d = s.elapsed();
                     check(total, st.success())?;

@@ -310,13 +310,11 @@ fn helper_idle_shepherd_killed() {
 #[test]
 fn idle_prestarted_shepherd_killed_is_replaced_and_reaped() {
     let m = marker();
-    let (status, out) = common::run_helper(
+    expect_helper(
         "helper_idle_shepherd_killed",
         &[(HELPER_MARKER, &m)],
-        Duration::from_secs(120),
+        "IDLE-OK",
     );
-    println!("{out}");
-    assert!(status.success() && out.contains("IDLE-OK"), "{status:?}");
     assert_all_gone(&m, GUARD);
 }
 
@@ -474,13 +472,7 @@ fn helper_stops_reading() {
 #[test]
 fn reader_that_stops_reading_blocks_the_child_and_holds_no_memory() {
     let m = marker();
-    let (status, out) = common::run_helper(
-        "helper_stops_reading",
-        &[(HELPER_MARKER, &m)],
-        Duration::from_secs(120),
-    );
-    println!("{out}");
-    assert!(status.success() && out.contains("STALL-OK"), "{status:?}");
+    expect_helper("helper_stops_reading", &[(HELPER_MARKER, &m)], "STALL-OK");
     assert_all_gone(&m, GUARD);
 }
 
@@ -593,18 +585,32 @@ fn running_out_of_fds_is_a_clean_error_and_recovers() {
     // A fresh runtime dir: where memfds cannot be had, the embedded
     // shepherd is written there, and a copy left by an earlier run would
     // let the cold attempt skip installing it.
-    let runtime_dir = std::env::temp_dir().join(format!("netrunner-emfile-{m}"));
-    std::fs::create_dir_all(&runtime_dir).unwrap();
-    let (status, out) = common::run_helper(
+    struct RemovedOnDrop(std::path::PathBuf);
+    impl Drop for RemovedOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let runtime_dir = RemovedOnDrop(std::env::temp_dir().join(format!("netrunner-emfile-{m}")));
+    std::fs::create_dir_all(&runtime_dir.0).unwrap();
+    expect_helper(
         "helper_out_of_fds",
         &[
             (HELPER_MARKER, &m),
-            ("XDG_RUNTIME_DIR", runtime_dir.to_str().unwrap()),
+            ("XDG_RUNTIME_DIR", runtime_dir.0.to_str().unwrap()),
         ],
-        Duration::from_secs(120),
+        "EMFILE-OK",
     );
-    std::fs::remove_dir_all(&runtime_dir).unwrap();
-    println!("{out}");
-    assert!(status.success() && out.contains("EMFILE-OK"), "{status:?}");
     assert_all_gone(&m, GUARD);
+}
+
+/// Runs the re-executed helper test `name` with `envs` and checks that it
+/// passed and printed `token` (its last line when all its checks held).
+fn expect_helper(name: &str, envs: &[(&str, &str)], token: &str) {
+    let (status, out) = common::run_helper(name, envs, Duration::from_secs(120));
+    println!("{out}");
+    assert!(
+        status.success() && out.contains(token),
+        "{name}: {status:?}"
+    );
 }

@@ -57,18 +57,19 @@ impl Drop for Marker {
     }
 }
 
+/// Every pid listed in `/proc`.
+pub fn proc_pids() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
 /// Pids of live (non-zombie) processes whose environment holds the marker.
 pub fn pids_with_marker(marker: &str) -> Vec<i32> {
     let needle = format!("{MARKER_VAR}={marker}");
     let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in proc_pids() {
         if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
             if env.split(|&b| b == 0).any(|e| e == needle.as_bytes()) && !is_zombie(pid) {
                 pids.push(pid);
@@ -134,14 +135,7 @@ pub fn cleanup(marker: &str) {
 pub fn children() -> Vec<(i32, char)> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in proc_pids() {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
