@@ -116,6 +116,27 @@ async fn descendants_that_escape_the_group_are_killed_too() {
     assert_all_gone(&m, GUARD);
 }
 
+/// A descendant that escaped the group is adopted by the shepherd only when
+/// its parent dies, after the first SIGTERM round; it must get its own
+/// SIGTERM then, not wait for the SIGKILL at the (here very long) deadline.
+#[tokio::test]
+async fn escaped_descendants_adopted_while_terminating_get_sigterm() {
+    let m = marker();
+    let mut p = Command::new("sh")
+        .args(["-c", "setsid sleep 1000 & echo ready; wait"])
+        .env(MARKER_VAR, &m)
+        .kill_timeout(Duration::from_secs(120))
+        .spawn()
+        .await
+        .unwrap();
+    wait_ready(&mut p).await;
+    assert!(common::eventually(GUARD, || pids_with_marker(&m).len() == 2));
+    drop(p);
+    // GUARD (30 s) is far below the 120 s kill timeout: only SIGTERM can
+    // have ended the escaped sleep in time.
+    assert_all_gone(&m, GUARD);
+}
+
 #[tokio::test]
 async fn leftovers_are_killed_after_the_child_exits() {
     let m = marker();

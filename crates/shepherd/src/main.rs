@@ -93,6 +93,7 @@ fn run() -> io::Result<()> {
         deadline: None,
         kill_timeout: Duration::from_millis(req.kill_timeout_ms),
         kill_leftovers: req.kill_leftovers,
+        terminated: Vec::new(),
     };
     // `start` returns once the child has exec'd: hand over its pipes now.
     shepherd.send_spawned();
@@ -166,6 +167,9 @@ fn read_spawn_request(control: &mut Control) -> io::Result<Option<SpawnRequest>>
     }
 }
 
+/// How often a terminating shepherd looks for newly adopted descendants.
+const ADOPTION_CHECK: Duration = Duration::from_millis(50);
+
 /// The running state: one child, its tree, and the owner's channel.
 struct Shepherd {
     control: Control,
@@ -180,6 +184,8 @@ struct Shepherd {
     owner_gone: bool,
     /// When SIGTERM was sent: the moment to SIGKILL what is left.
     deadline: Option<Instant>,
+    /// Children already sent SIGTERM by `terminate`.
+    terminated: Vec<libc::pid_t>,
     kill_timeout: Duration,
     kill_leftovers: bool,
 }
@@ -205,6 +211,7 @@ impl Shepherd {
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 return self.finish_by_sigkill();
             }
+            self.terminate_adopted();
             if ready.signal {
                 self.on_signals();
             }
@@ -226,11 +233,13 @@ impl Shepherd {
         };
         let sig = slot(self.sigfd.as_raw_fd());
         let control = (!self.owner_gone).then(|| slot(self.control.fd()));
+        // While terminating, wake at least every 50 ms: an adoption (a
+        // grandchild whose parent died) sends us no signal of its own.
         let timeout = match self.deadline {
             None => -1,
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
-                left.as_millis().min(i32::MAX as u128) as i32 + 1
+                left.min(ADOPTION_CHECK).as_millis() as i32 + 1
             }
         };
         sys::retry(|| {
@@ -319,7 +328,25 @@ impl Shepherd {
             tree::signal_all(self.pid, libc::SIGTERM);
             // A stopped process only sees SIGTERM once continued.
             tree::signal_all(self.pid, libc::SIGCONT);
+            self.terminated = tree::children();
             self.deadline = Some(Instant::now() + self.kill_timeout);
+        }
+    }
+
+    /// While terminating: descendants that escaped the group (`setsid`) are
+    /// adopted by us only when their parent dies, after the first SIGTERM
+    /// round. Give each newcomer its SIGTERM (once) instead of leaving it
+    /// for the SIGKILL at the deadline.
+    fn terminate_adopted(&mut self) {
+        if self.deadline.is_none() {
+            return;
+        }
+        for pid in tree::children() {
+            if !self.terminated.contains(&pid) {
+                let _ = sys::kill(pid, libc::SIGTERM);
+                let _ = sys::kill(pid, libc::SIGCONT);
+                self.terminated.push(pid);
+            }
         }
     }
 
