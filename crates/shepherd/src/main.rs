@@ -85,8 +85,6 @@ fn run() -> io::Result<()> {
         control,
         sigfd,
         pid: started.pid,
-        library_fds: started.library_fds,
-        spawned_sent: false,
         exit: None,
         exit_sent: false,
         owner_gone: false,
@@ -96,7 +94,7 @@ fn run() -> io::Result<()> {
         terminated: Vec::new(),
     };
     // `start` returns once the child has exec'd: hand over its pipes now.
-    shepherd.send_spawned();
+    shepherd.send_spawned(started.library_fds);
     shepherd.run()
 }
 
@@ -176,9 +174,6 @@ struct Shepherd {
     sigfd: OwnedFd,
     /// The child's pid, which is also its process group id.
     pid: libc::pid_t,
-    /// The library's ends, sent with `Spawned` and then closed here.
-    library_fds: Vec<OwnedFd>,
-    spawned_sent: bool,
     exit: Option<ExitReport>,
     exit_sent: bool,
     owner_gone: bool,
@@ -193,7 +188,7 @@ struct Shepherd {
 impl Shepherd {
     fn run(mut self) -> io::Result<()> {
         loop {
-            if self.exit.is_some() && self.spawned_sent && !self.exit_sent {
+            if self.exit.is_some() && !self.exit_sent {
                 self.send_exit();
                 if !self.kill_leftovers {
                     return Ok(());
@@ -252,9 +247,10 @@ impl Shepherd {
         })
     }
 
-    /// Sends `Spawned` with the library's ends of the pipes.
-    fn send_spawned(&mut self) {
-        let fds: Vec<i32> = self.library_fds.iter().map(|f| f.as_raw_fd()).collect();
+    /// Sends `Spawned` with the library's ends of the pipes, then closes
+    /// them here: we keep no copy, so EOF and close are the library's.
+    fn send_spawned(&mut self, library_fds: Vec<OwnedFd>) {
+        let fds: Vec<i32> = library_fds.iter().map(|f| f.as_raw_fd()).collect();
         self.control.queue(&FromShepherd::Spawned {
             pid: self.pid,
             fds: fds.len() as u8,
@@ -263,9 +259,6 @@ impl Shepherd {
             self.owner_gone = true;
             self.terminate();
         }
-        // We keep no copy: EOF and close are the library's business now.
-        self.library_fds.clear();
-        self.spawned_sent = true;
     }
 
     fn on_signals(&mut self) {
@@ -285,13 +278,7 @@ impl Shepherd {
             match msg {
                 None => {
                     self.owner_gone = true;
-                    if self.spawned_sent || self.exit.is_some() {
-                        self.terminate();
-                    } else {
-                        // Not even exec'd yet: no grace period needed.
-                        tree::kill_and_reap_all(self.pid, self.pid);
-                        std::process::exit(0);
-                    }
+                    self.terminate();
                     return;
                 }
                 Some(Ok(ToShepherd::Signal { signal })) => {
@@ -354,7 +341,7 @@ impl Shepherd {
         if let Some(report) = tree::kill_and_reap_all(self.pid, self.pid) {
             self.exit = Some(report);
         }
-        if self.spawned_sent && !self.exit_sent && !self.owner_gone {
+        if !self.exit_sent && !self.owner_gone {
             self.send_exit();
         }
         Ok(())
