@@ -240,7 +240,7 @@ fn child_setup_and_exec(
                     None => -1,
                 },
                 StdioMode::Null => {
-                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
                     if null < 0 {
                         -1
                     } else {

@@ -37,18 +37,35 @@ impl Control {
         self.fd
     }
 
-    /// Blocks until at least one input is available.
-    pub fn wait_frames(&mut self) -> io::Result<Vec<Input>> {
+    /// Blocks until at least one input is available. While waiting (an
+    /// idle, pre-started shepherd), a SIGTERM on `sigfd` counts as the owner
+    /// gone: it must not stay pending and hit the next request's child.
+    pub fn wait_frames(&mut self, sigfd: RawFd) -> io::Result<Vec<Input>> {
         loop {
-            let mut pfd = libc::pollfd {
-                fd: self.fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            sys::retry(|| sys::cvt(unsafe { libc::poll(&mut pfd, 1, -1) }))?;
-            let inputs = self.read_frames();
-            if !inputs.is_empty() {
-                return Ok(inputs);
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: sigfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            sys::retry(|| sys::cvt(unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) }))?;
+            if fds[1].revents != 0 {
+                let signals = sys::drain_signalfd_raw(sigfd);
+                if signals.contains(&(libc::SIGTERM as u32)) {
+                    return Ok(vec![None]);
+                }
+            }
+            if fds[0].revents != 0 {
+                let inputs = self.read_frames();
+                if !inputs.is_empty() {
+                    return Ok(inputs);
+                }
             }
         }
     }

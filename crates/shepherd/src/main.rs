@@ -62,7 +62,7 @@ fn run() -> io::Result<()> {
     }
     let sigfd = sys::signalfd(&[libc::SIGCHLD, libc::SIGTERM])?;
 
-    let Some(req) = read_spawn_request(&mut control)? else {
+    let Some(req) = read_spawn_request(&mut control, sigfd.as_raw_fd())? else {
         return Ok(()); // the owner left before asking for anything
     };
     control.queue(&FromShepherd::hello());
@@ -135,10 +135,10 @@ fn close_inherited_fds() {
 
 /// Reads frames until `Hello` and `Spawn` have arrived. `Ok(None)` if the
 /// owner hung up first.
-fn read_spawn_request(control: &mut Control) -> io::Result<Option<SpawnRequest>> {
+fn read_spawn_request(control: &mut Control, sigfd: i32) -> io::Result<Option<SpawnRequest>> {
     let mut hello = false;
     loop {
-        for msg in control.wait_frames()? {
+        for msg in control.wait_frames(sigfd)? {
             match msg {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
@@ -190,10 +190,14 @@ impl Shepherd {
         loop {
             if self.exit.is_some() && !self.exit_sent {
                 self.send_exit();
-                if !self.kill_leftovers {
+                if self.kill_leftovers {
+                    self.terminate();
+                } else if self.deadline.is_none() {
+                    // Leftovers may live on; but a termination already under
+                    // way (owner gone, shutdown, timeout) still ends in
+                    // SIGKILL for whatever ignores SIGTERM.
                     return Ok(());
                 }
-                self.terminate();
             }
             if self.exit.is_some()
                 && (self.exit_sent || self.owner_gone)
@@ -312,10 +316,13 @@ impl Shepherd {
     /// SIGTERM the tree (once) and arm the SIGKILL deadline.
     fn terminate(&mut self) {
         if self.deadline.is_none() {
-            tree::signal_all(self.pid, libc::SIGTERM);
+            // One snapshot, so that a child adopted meanwhile is not
+            // recorded as signalled without having been.
+            let children = tree::children();
+            tree::signal_group_and(self.pid, &children, libc::SIGTERM);
             // A stopped process only sees SIGTERM once continued.
-            tree::signal_all(self.pid, libc::SIGCONT);
-            self.terminated = tree::children();
+            tree::signal_group_and(self.pid, &children, libc::SIGCONT);
+            self.terminated = children;
             self.deadline = Some(Instant::now() + self.kill_timeout);
         }
     }
@@ -341,7 +348,9 @@ impl Shepherd {
         if let Some(report) = tree::kill_and_reap_all(self.pid, self.pid) {
             self.exit = Some(report);
         }
-        if !self.exit_sent && !self.owner_gone {
+        // Even after a protocol error the owner may be listening: a failed
+        // send costs nothing.
+        if !self.exit_sent {
             self.send_exit();
         }
         Ok(())

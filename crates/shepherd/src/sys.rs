@@ -117,17 +117,16 @@ pub fn signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
 
 /// Drains a signalfd; returns the signal numbers read.
 pub fn drain_signalfd(fd: &OwnedFd) -> Vec<u32> {
+    drain_signalfd_raw(fd.as_raw_fd())
+}
+
+/// [`drain_signalfd`] on a raw descriptor.
+pub fn drain_signalfd_raw(fd: RawFd) -> Vec<u32> {
     let mut out = Vec::new();
     loop {
         let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        let n = unsafe {
-            libc::read(
-                fd.as_raw_fd(),
-                (&mut info as *mut libc::signalfd_siginfo).cast(),
-                size,
-            )
-        };
+        let n = unsafe { libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
         if n as usize != size {
             return out;
         }

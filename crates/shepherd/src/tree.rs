@@ -47,8 +47,13 @@ fn children_by_scan(me: libc::pid_t) -> Vec<libc::pid_t> {
 
 /// Sends `signal` to the process group and to every direct child.
 pub fn signal_all(pgid: libc::pid_t, signal: libc::c_int) {
+    signal_group_and(pgid, &children(), signal);
+}
+
+/// Sends `signal` to the process group and to each of `pids`.
+pub fn signal_group_and(pgid: libc::pid_t, pids: &[libc::pid_t], signal: libc::c_int) {
     let _ = sys::kill(-pgid, signal);
-    for pid in children() {
+    for &pid in pids {
         let _ = sys::kill(pid, signal);
     }
 }
