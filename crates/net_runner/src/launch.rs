@@ -60,38 +60,72 @@ pub(crate) async fn launch(
     }
     // A pre-started shepherd has the cwd of its start: use one only when
     // the request names the cwd explicitly.
-    let pooled = if names_cwd { pool::take() } else { None };
-
-    let sent = match pooled {
-        Some(idle) => send_request(idle, &hello).await,
-        None => Err(None),
-    };
-    let (mut guard, mut control) = match sent {
-        Ok(ready) => ready,
-        // No idle shepherd, or it died while waiting: start a fresh one.
-        Err(_) => {
-            let idle =
-                pool::start_shepherd().map_err(|e| spawn_error("starting the shepherd", e))?;
-            send_request(idle, &hello).await.map_err(|e| {
-                e.unwrap_or_else(|| Error::Shepherd("shepherd went away during spawn".into()))
-            })?
+    if names_cwd {
+        if let Some(idle) = pool::take() {
+            match handshake(idle, &hello, &program, &cwd).await {
+                // It died while idle (killed, or told to stop): nothing was
+                // started, so a fresh shepherd can take the request.
+                Err(Attempt::Vanished) => {}
+                Err(Attempt::Failed(e)) => return Err(e),
+                Ok(launched) => return Ok(launched),
+            }
         }
-    };
-    let shepherd_pid = guard.0.expect("guard holds the pid until success");
+    }
+    let idle = pool::start_shepherd().map_err(|e| spawn_error("starting the shepherd", e))?;
+    handshake(idle, &hello, &program, &cwd)
+        .await
+        .map_err(|e| match e {
+            Attempt::Vanished => Error::Shepherd("shepherd exited before answering".into()),
+            Attempt::Failed(e) => e,
+        })
+}
+
+/// How one handshake with one shepherd ended, when not with a child.
+enum Attempt {
+    /// The shepherd went away before answering anything.
+    Vanished,
+    Failed(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+/// Sends the request to `idle` and reads its answer. On any failure the
+/// shepherd is reaped.
+async fn handshake(
+    idle: pool::Idle,
+    request: &[u8],
+    program: &OsString,
+    cwd: &Option<PathBuf>,
+) -> Result<Launched, Attempt> {
+    let shepherd_pid = idle.pid;
+    let mut guard = ReapOnDrop(Some(shepherd_pid));
+    let mut control = ControlChannel::new(idle.control).map_err(Error::from)?;
+    if let Err(e) = control.send_all(request).await {
+        tracing::debug!(error = %e, "shepherd went away before the request");
+        return Err(Attempt::Vanished);
+    }
     // Out of descriptors shows here, when the passed pipes cannot be
     // installed: report it as the spawn failure it is.
     let recv_error = |e: Error| match e {
-        Error::Io(e) => spawn_error("control socket", e),
+        Error::Io(e) => Error::Spawn {
+            program: program.clone(),
+            stage: "control socket",
+            source: e,
+        },
         other => other,
     };
-
     match control.recv().await.map_err(recv_error)? {
         Some(FromShepherd::Hello { version }) => {
             check_version(version).map_err(|e| Error::Shepherd(e.to_string()))?
         }
-        Some(other) => return Err(Error::Shepherd(format!("expected Hello, got {other:?}"))),
-        None => return Err(Error::Shepherd("shepherd exited before answering".into())),
+        Some(other) => return Err(Error::Shepherd(format!("expected Hello, got {other:?}")).into()),
+        None => return Err(Attempt::Vanished),
     }
+    let failed = |e: Error| Err(Attempt::Failed(e));
     match control.recv().await.map_err(recv_error)? {
         Some(FromShepherd::Spawned { pid, fds }) => {
             let fds = control.take_fds(fds as usize)?;
@@ -104,30 +138,13 @@ pub(crate) async fn launch(
             })
         }
         Some(FromShepherd::SpawnFailed { stage, errno }) => {
-            Err(spawn_failed(stage, errno, program, cwd))
+            failed(spawn_failed(stage, errno, program.clone(), cwd.clone()))
         }
-        Some(FromShepherd::Error { message }) => Err(Error::Shepherd(message)),
-        Some(other) => Err(Error::Shepherd(format!(
+        Some(FromShepherd::Error { message }) => failed(Error::Shepherd(message)),
+        Some(other) => failed(Error::Shepherd(format!(
             "unexpected {other:?} during spawn"
         ))),
-        None => Err(Error::Shepherd("shepherd exited during spawn".into())),
-    }
-}
-
-/// Writes the request to a started shepherd. On failure the shepherd is
-/// reaped; `Err(Some(e))` is a setup error, `Err(None)` a vanished shepherd.
-async fn send_request(
-    idle: pool::Idle,
-    bytes: &[u8],
-) -> Result<(ReapOnDrop, ControlChannel), Option<Error>> {
-    let guard = ReapOnDrop(Some(idle.pid));
-    let control = ControlChannel::new(idle.control).map_err(|e| Some(e.into()))?;
-    match control.send_all(bytes).await {
-        Ok(()) => Ok((guard, control)),
-        Err(e) => {
-            tracing::debug!(error = %e, "shepherd went away before the request");
-            Err(None)
-        }
+        None => failed(Error::Shepherd("shepherd exited during spawn".into())),
     }
 }
 

@@ -20,6 +20,9 @@ use crate::sys;
 /// Bytes asked of the kernel per read when reading chunks.
 pub(crate) const CHUNK: usize = 128 * 1024;
 
+/// Largest chunk `read_chunk` asks for, whatever `max` says.
+const MAX_CHUNK: usize = 1 << 20;
+
 /// Which counter a reader feeds.
 #[derive(Debug, Clone, Copy)]
 enum Source {
@@ -119,10 +122,12 @@ macro_rules! reader {
             }
 
             /// Reads the next chunk of at most `max` bytes (as much as the
-            /// pipe holds, up to `max`); `Ok(None)` at end of file.
+            /// pipe holds, up to `max`, at most 1 MiB); `Ok(None)` at end of
+            /// file.
             /// Cancel-safe: no data is lost if the future is dropped.
             pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<Bytes>> {
-                let max = max.max(1);
+                // Capped: a huge `max` must not allocate that much up front.
+                let max = max.clamp(1, MAX_CHUNK);
                 std::future::poll_fn(|cx| self.0.poll_chunk(cx, max)).await
             }
         }

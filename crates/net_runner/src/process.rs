@@ -13,7 +13,7 @@ use crate::control::{self, ControlChannel};
 use crate::launch::Launched;
 use crate::pipe::{ChildStderr, ChildStdin, ChildStdout, CHUNK};
 use crate::stats::Counters;
-use crate::{reaper, Error, ExitStatus, Signal, Stats};
+use crate::{reaper, sys, Error, ExitStatus, Signal, Stats};
 
 /// A running (or finished) child process.
 ///
@@ -60,6 +60,10 @@ struct Link {
     /// `waitpid` on a pid that was reaped and then recycled would take the
     /// exit status of an unrelated child of this process.
     shepherd_released: bool,
+    /// A pidfd for the child, taken at spawn: names its process group
+    /// without the pid-reuse risk of the bare number (see
+    /// `kill_orphaned_group`). `None` where the kernel has no pidfds.
+    leader: Option<OwnedFd>,
 }
 
 /// A cheap handle that can signal a process from elsewhere (another task,
@@ -145,6 +149,10 @@ impl Process {
                 exit: None,
                 shepherd_done: false,
                 shepherd_released: false,
+                // Opened right after `Spawned`: the child cannot have been
+                // reaped and its number recycled in between (the shepherd
+                // reaps it, and the whole pid space would have to wrap).
+                leader: sys::pidfd_open(child_pid),
             },
             stdin: None,
             stdout: None,
@@ -357,17 +365,23 @@ impl Link {
     /// the child's own children do not, and no one else will clean them
     /// up: SIGKILL the child's process group.
     ///
-    /// Pid reuse: the group id is the child's pid, and the kernel does not
-    /// hand out a number that is still in use as a process group id. So
-    /// while anything of the group is alive, the number names exactly that
-    /// group. Only once the whole group is gone can the number be recycled,
-    /// and then the signal would reach someone else only if, in the moment
-    /// since the child died (with its shepherd, just now), the pid counter
-    /// had wrapped around the whole pid space to this number and its new
-    /// owner had made itself a process group leader.
+    /// Through the pidfd taken at spawn, with `PIDFD_SIGNAL_PROCESS_GROUP`
+    /// (Linux 6.9+): the kernel resolves the group from its own pid object,
+    /// not from the number, so even if the loss is noticed hours later and
+    /// the number has been recycled by another group, only our group is
+    /// hit. Without a pidfd (older kernels) nothing is sent: a stray
+    /// grandchild is the lesser harm than a signal to a stranger.
     fn kill_orphaned_group(&self) {
-        if self.pid > 1 {
-            unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+        match &self.leader {
+            Some(pidfd) => {
+                if let Err(e) = sys::pidfd_kill_group(pidfd, libc::SIGKILL) {
+                    tracing::warn!(pid = self.pid, error = %e, "cannot kill the orphaned process group");
+                }
+            }
+            None => tracing::warn!(
+                pid = self.pid,
+                "shepherd lost and no pidfd for the child: its descendants may survive"
+            ),
         }
     }
 

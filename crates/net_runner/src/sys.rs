@@ -195,3 +195,33 @@ pub(crate) fn try_reap(pid: libc::pid_t) -> bool {
     let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
     r == pid || (r == -1 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
 }
+
+/// `pidfd_open(pid)`; `None` if the kernel has no pidfds (before 5.3) or
+/// the process is gone.
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `PIDFD_SIGNAL_PROCESS_GROUP` from `<linux/pidfd.h>`.
+const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
+
+/// Sends `signal` to the process group of the pidfd's process (Linux
+/// 6.9+; `EINVAL` before). The group is the kernel's pid object, so a
+/// recycled number cannot redirect the signal.
+pub(crate) fn pidfd_kill_group(pidfd: &OwnedFd, signal: libc::c_int) -> io::Result<()> {
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            PIDFD_SIGNAL_PROCESS_GROUP,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

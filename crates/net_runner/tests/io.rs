@@ -507,3 +507,42 @@ async fn timeout_fires_while_the_stream_is_not_polled() {
         "{err:?}"
     );
 }
+
+/// `run`/`stream` without input give the child /dev/null as stdin (and here
+/// as stderr): opened for the child, those must not leave a copy behind.
+#[tokio::test]
+async fn null_stdio_leaves_no_extra_fd_in_the_child() {
+    let mut s = Command::new("sh")
+        .args(["-c", "echo ready; exec sleep 60"])
+        .stderr(Stderr::Discard)
+        .stream()
+        .await
+        .unwrap();
+    assert_eq!(s.next().await.unwrap().unwrap(), &b"ready\n"[..]);
+    let pid = s.os_pid();
+    let child_fds = || {
+        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        fds.sort();
+        fds
+    };
+    assert!(
+        common::eventually(common::GUARD, || child_fds() == ["0", "1", "2"]),
+        "child fds: {:?}",
+        child_fds()
+    );
+}
+
+/// A huge `max` is capped, not allocated.
+#[tokio::test]
+async fn read_chunk_with_a_huge_max_is_capped() {
+    let mut p = Command::new("echo").arg("x").spawn().await.unwrap();
+    let mut out = p.take_stdout().unwrap();
+    assert_eq!(
+        out.read_chunk(usize::MAX).await.unwrap().as_deref(),
+        Some(&b"x\n"[..])
+    );
+    p.wait().await.unwrap();
+}

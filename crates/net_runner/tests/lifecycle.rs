@@ -242,3 +242,26 @@ fn owner_sigkilled_mid_stream_leaves_nothing() {
     owner.wait().unwrap();
     assert_all_gone(&m, GUARD);
 }
+
+/// `kill_leftovers(false)` only spares leftovers after a normal exit: when
+/// the owner lets go, the termination still ends in SIGKILL for a group
+/// member that ignores SIGTERM, even though the main child died at once.
+#[tokio::test]
+async fn dropping_with_leftovers_kept_still_kills_the_whole_tree() {
+    let m = marker();
+    let mut p = Command::new("sh")
+        .args([
+            "-c",
+            "(trap '' TERM; exec sleep 1000) & echo ready; exec sleep 1000",
+        ])
+        .env(MARKER_VAR, &m)
+        .kill_leftovers(false)
+        .kill_timeout(Duration::from_millis(300))
+        .spawn()
+        .await
+        .unwrap();
+    wait_ready(&mut p).await;
+    assert!(common::eventually(GUARD, || pids_with_marker(&m).len() == 2));
+    drop(p);
+    assert_all_gone(&m, GUARD);
+}
