@@ -81,30 +81,24 @@ async fn stdin_is_empty_without_input() {
 
 #[tokio::test]
 async fn stderr_modes() {
-    let script = ["-c", "echo out; echo err >&2"];
-    let out = Command::new("sh")
-        .args(script)
-        .stderr(Stderr::Redirect)
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(out.stdout, b"out\nerr\n");
-    assert!(out.stderr.is_empty());
-    let out = Command::new("sh")
-        .args(script)
-        .stderr(Stderr::Discard)
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(out.stdout, b"out\n");
-    assert!(out.stderr.is_empty());
-    let out = Command::new("sh")
-        .args(script)
-        .stderr(Stderr::Consume)
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(out.stderr, b"err\n");
+    let cases: [(Stderr, &[u8], &[u8]); 3] = [
+        (Stderr::Redirect, b"out\nerr\n", b""),
+        (Stderr::Discard, b"out\n", b""),
+        (Stderr::Consume, b"out\n", b"err\n"),
+    ];
+    for (mode, stdout, stderr) in cases {
+        let out = Command::new("sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .stderr(mode)
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(
+            (out.stdout.as_slice(), out.stderr.as_slice()),
+            (stdout, stderr),
+            "{mode:?}"
+        );
+    }
 }
 
 #[tokio::test]

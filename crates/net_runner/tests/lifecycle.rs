@@ -100,25 +100,10 @@ async fn graceful_shutdown_lets_a_term_handler_run() {
     assert_eq!(p.shutdown().await.unwrap().code(), Some(7));
 }
 
-#[tokio::test]
-async fn descendants_that_escape_the_group_are_killed_too() {
-    let m = marker();
-    // setsid moves the grandchild into its own session and group.
-    let mut p = Command::new("sh")
-        .args(["-c", "setsid sleep 1000 & echo ready; wait"])
-        .env(MARKER_VAR, &m)
-        .spawn()
-        .await
-        .unwrap();
-    wait_ready(&mut p).await;
-    assert!(common::eventually(GUARD, || pids_with_marker(&m).len() == 2));
-    drop(p);
-    assert_all_gone(&m, GUARD);
-}
-
-/// A descendant that escaped the group is adopted by the shepherd only when
-/// its parent dies, after the first SIGTERM round; it must get its own
-/// SIGTERM then, not wait for the SIGKILL at the (here very long) deadline.
+/// Descendants that escape the group (`setsid`) are killed too. Such a
+/// descendant is adopted by the shepherd only when its parent dies, after
+/// the first SIGTERM round; it must get its own SIGTERM then, not wait for
+/// the SIGKILL at the (here very long) deadline.
 #[tokio::test]
 async fn escaped_descendants_adopted_while_terminating_get_sigterm() {
     let m = marker();
