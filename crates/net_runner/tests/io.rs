@@ -414,21 +414,7 @@ async fn child_sees_only_its_three_standard_fds() {
         .await
         .unwrap();
     assert_eq!(p.read().await.unwrap().as_deref(), Some(&b"ready\n"[..]));
-    // `sleep` may briefly hold a locale file open while it starts; a leaked
-    // descriptor would never go away.
-    let child_fds = || {
-        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", p.os_pid()))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        fds.sort();
-        fds
-    };
-    assert!(
-        common::eventually(common::GUARD, || child_fds() == ["0", "1", "2"]),
-        "child fds: {:?}",
-        child_fds()
-    );
+    common::assert_only_standard_fds(p.os_pid() as i32);
     let shepherd = p.shepherd_pid();
     let shepherd_fds = || -> Vec<String> {
         std::fs::read_dir(format!("/proc/{shepherd}/fd"))
@@ -514,19 +500,7 @@ async fn null_stdio_leaves_no_extra_fd_in_the_child() {
         .unwrap();
     assert_eq!(s.next().await.unwrap().unwrap(), &b"ready\n"[..]);
     let pid = s.os_pid();
-    let child_fds = || {
-        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        fds.sort();
-        fds
-    };
-    assert!(
-        common::eventually(common::GUARD, || child_fds() == ["0", "1", "2"]),
-        "child fds: {:?}",
-        child_fds()
-    );
+    common::assert_only_standard_fds(pid as i32);
 }
 
 /// A huge `max` is capped, not allocated.

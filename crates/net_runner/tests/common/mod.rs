@@ -152,6 +152,25 @@ pub fn children() -> Vec<(i32, char)> {
     out
 }
 
+/// Asserts that `pid` ends up with exactly fds 0, 1 and 2. Polls up to the
+/// guard: a starting program may briefly hold a file open (`sleep` opens
+/// the locale archive), while a leaked descriptor never goes away.
+pub fn assert_only_standard_fds(pid: i32) {
+    let fds = || {
+        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        fds.sort();
+        fds
+    };
+    assert!(
+        eventually(GUARD, || fds() == ["0", "1", "2"]),
+        "fds of {pid}: {:?}",
+        fds()
+    );
+}
+
 /// Number of open fds of this process.
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
