@@ -99,7 +99,12 @@ fn memfd(bytes: &[u8]) -> io::Result<ShepherdExe> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Above fd 3: the shepherd's stdio and control socket are set up on
+    // fds 0 to 3 before it is exec'd through this descriptor's path.
+    let fd = crate::sys::at_least(
+        unsafe { OwnedFd::from_raw_fd(fd) },
+        net_runner_proto::CONTROL_FD + 1,
+    )?;
     let mut file = std::fs::File::from(fd.try_clone()?);
     file.write_all(bytes)?;
     let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;

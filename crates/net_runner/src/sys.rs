@@ -20,7 +20,24 @@ fn cvt_size(ret: isize) -> io::Result<usize> {
     }
 }
 
-/// A close-on-exec `AF_UNIX` stream socket pair.
+/// The lowest descriptor number the library keeps anything on. An owner
+/// may run with fds 0, 1 or 2 closed; a socket or pipe of ours sitting
+/// there would receive the owner's `println!` and be clobbered by the
+/// shepherd's stdio set-up.
+pub(crate) const FIRST_FREE_FD: RawFd = 3;
+
+/// `fd` itself if its number is at least `min`; otherwise a close-on-exec
+/// duplicate numbered `min` or above, and the low one is closed. Only an
+/// owner that closed its low descriptors pays the extra `fcntl`.
+pub(crate) fn at_least(fd: OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() >= min {
+        return Ok(fd);
+    }
+    let moved = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+}
+
+/// A close-on-exec `AF_UNIX` stream socket pair, both ends above stdio.
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     cvt(unsafe {
@@ -31,7 +48,8 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
             fds.as_mut_ptr(),
         )
     })?;
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((at_least(a, FIRST_FREE_FD)?, at_least(b, FIRST_FREE_FD)?))
 }
 
 /// Makes `fd` non-blocking and registers it with the current tokio reactor.
@@ -94,6 +112,7 @@ pub(crate) fn recv_with_fds(
     let n = cvt_size(unsafe {
         libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT)
     })?;
+    let mut received = Vec::new();
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
@@ -102,7 +121,7 @@ pub(crate) fn recv_with_fds(
                 let header = libc::CMSG_LEN(0) as usize;
                 let count = ((*cmsg).cmsg_len as usize - header) / std::mem::size_of::<RawFd>();
                 for i in 0..count {
-                    fds_out.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                    received.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
                 }
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
@@ -114,12 +133,18 @@ pub(crate) fn recv_with_fds(
         // three, that means this process is out of descriptors.
         return Err(io::Error::from_raw_os_error(libc::EMFILE));
     }
+    for fd in received {
+        fds_out.push(at_least(fd, FIRST_FREE_FD)?);
+    }
     Ok(n)
 }
 
 /// Starts `program` (an executable path) with `control` as its fd 3,
 /// `/dev/null` as fds 0 and 1, our stderr as fd 2 (for `Stderr::Inherit` and
-/// its diagnostics), an empty signal mask; returns its pid. The shepherd
+/// its diagnostics; the shepherd puts `/dev/null` there if we have none),
+/// an empty signal mask;
+/// returns its pid. `program` must not name a descriptor numbered 0 to 3
+/// (`/proc/self/fd/N`): the file actions replace those before the exec. The shepherd
 /// must not hold our stdin or stdout open: a reader of our stdout would wait
 /// on it. `posix_spawn` is a
 /// vfork-style clone in glibc: it does not copy the caller's address space.
@@ -200,7 +225,8 @@ pub(crate) fn try_reap(pid: libc::pid_t) -> bool {
 /// the process is gone.
 pub(crate) fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    let fd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })?;
+    at_least(fd, FIRST_FREE_FD).ok()
 }
 
 /// `PIDFD_SIGNAL_PROCESS_GROUP` from `<linux/pidfd.h>`.
