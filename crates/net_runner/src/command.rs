@@ -218,6 +218,11 @@ impl Command {
 
     /// Runs to completion and collects stdout, stderr, status and stats.
     /// Input is written while output is read, so any size works.
+    ///
+    /// Needs a tokio runtime with I/O and time enabled (`#[tokio::main]`
+    /// has both); polled outside any tokio runtime it fails with
+    /// [`Error::NoRuntime`]. Without tokio, use
+    /// [`run_blocking`](Self::run_blocking).
     pub async fn run(self) -> Result<Output, Error> {
         self.into_pump().await?.collect().await
     }
@@ -237,6 +242,11 @@ impl Command {
     /// [`input`](Self::input), stdin is a pipe the caller writes with
     /// [`Process::write`]; with one, this is the same as `run` minus the
     /// collecting, and stdin is fed in a background task.
+    ///
+    /// Needs a tokio runtime with I/O and time enabled (`#[tokio::main]`
+    /// has both); polled outside any tokio runtime it fails with
+    /// [`Error::NoRuntime`]. Without tokio, use
+    /// [`run_blocking`](Self::run_blocking).
     pub async fn spawn(mut self) -> Result<Process, Error> {
         let input = self.input.take();
         let mut process = self.launch(StdioMode::Pipe).await?;
@@ -265,12 +275,22 @@ impl Command {
     /// assert!(s.status().unwrap().success());
     /// # Ok(()) }
     /// ```
+    ///
+    /// Needs a tokio runtime with I/O and time enabled (`#[tokio::main]`
+    /// has both); polled outside any tokio runtime it fails with
+    /// [`Error::NoRuntime`]. Without tokio, use
+    /// [`run_blocking`](Self::run_blocking).
     pub async fn stream(self) -> Result<ProcessStream, Error> {
         Ok(ProcessStream::new(self.into_pump().await?))
     }
 
     /// Like [`stream`](Self::stream), but yields stdout and stderr chunks
     /// tagged with their origin.
+    ///
+    /// Needs a tokio runtime with I/O and time enabled (`#[tokio::main]`
+    /// has both); polled outside any tokio runtime it fails with
+    /// [`Error::NoRuntime`]. Without tokio, use
+    /// [`run_blocking`](Self::run_blocking).
     pub async fn stream_tagged(self) -> Result<TaggedStream, Error> {
         Ok(TaggedStream::new(self.into_pump().await?))
     }
@@ -298,6 +318,9 @@ impl Command {
             .spawn_request(stdin)
             .map(|req| (req, self.program.clone(), self.cwd.clone()));
         async move {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(Error::NoRuntime);
+            }
             let (req, program, cwd) = prepared?;
             let modes = [req.stdin, req.stdout, req.stderr];
             let launched = launch::launch(req, program, cwd).await?;
@@ -323,10 +346,18 @@ impl Command {
             .iter()
             .map(|a| no_nul(a.as_bytes(), "argument"))
             .collect::<Result<_, _>>()?;
+        // Always an absolute path, resolved now as std does: a pre-started
+        // shepherd was started in whatever directory we had then.
         req.cwd = match &self.cwd {
-            Some(c) => Some(no_nul(c.as_os_str().as_bytes(), "cwd")?),
-            // Name our cwd explicitly, so a pre-started shepherd (started
-            // in another cwd) runs the child where we are now.
+            Some(c) if c.is_absolute() => Some(no_nul(c.as_os_str().as_bytes(), "cwd")?),
+            Some(c) => {
+                no_nul(c.as_os_str().as_bytes(), "cwd")?;
+                let here = std::env::current_dir().map_err(|source| Error::Cwd {
+                    path: c.clone(),
+                    source,
+                })?;
+                Some(here.join(c).into_os_string().into_vec())
+            }
             None => std::env::current_dir()
                 .ok()
                 .map(|c| c.into_os_string().into_vec()),
