@@ -45,6 +45,7 @@ mod blocking;
 mod command;
 mod control;
 mod error;
+mod inherited;
 mod launch;
 mod output;
 mod pipe;

@@ -6,9 +6,12 @@
 //! spawn takes one and the thread starts a replacement off the critical path.
 //!
 //! An idle shepherd was started at some earlier moment, so it carries the
-//! process state of that moment: resource limits, umask, stderr. The request
-//! always names the working directory and the full environment, so those
-//! are current. `set_prestarted_shepherds(0)` turns the pool off.
+//! process state of that moment (see [`crate::inherited`]): resource
+//! limits, umask, credentials, stderr, ... Each idle shepherd keeps a
+//! snapshot of that state, and is handed out only while the caller's state
+//! still matches it; a stale one is let go. The request always names the
+//! working directory and the full environment, so those are current.
+//! `set_prestarted_shepherds(0)` turns the pool off.
 //!
 //! Idle shepherds die with us: their control socket closes when this
 //! process exits, and an idle shepherd that reads end of file exits.
@@ -16,6 +19,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 
+use crate::inherited::Inherited;
 use crate::{reaper, shepherd_exe, sys};
 
 /// A started shepherd waiting for its request.
@@ -25,13 +29,23 @@ pub(crate) struct Idle {
     pub(crate) control: OwnedFd,
 }
 
+impl Idle {
+    /// Lets the shepherd go: it reads end of file and exits.
+    fn release(self) {
+        let pid = self.pid;
+        drop(self.control);
+        reaper::reap(pid);
+    }
+}
+
 /// Environment variable with the default pool size (a number; `0` disables).
 pub const PRESTART_ENV: &str = "NETRUNNER_PRESTART";
 
 const DEFAULT_SIZE: usize = 1;
 
 struct State {
-    idle: Vec<Idle>,
+    /// Each with what it inherited from us when it started.
+    idle: Vec<(Idle, Inherited)>,
     target: usize,
     thread_started: bool,
     /// The last start failed (fd limit, say): wait for the next take
@@ -64,8 +78,19 @@ fn lock(pool: &Pool) -> MutexGuard<'_, State> {
     pool.state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Takes an idle shepherd if one is ready, and asks for a replacement.
+/// Takes an idle shepherd if one is ready and would give the child what a
+/// shepherd started now would, and asks for a replacement.
 pub(crate) fn take() -> Option<Idle> {
+    let (idle, inherited) = take_any()?;
+    if inherited == Inherited::now() {
+        return Some(idle);
+    }
+    tracing::debug!("pre-started shepherd is stale (limits, ids, umask, ...): not used");
+    idle.release();
+    None
+}
+
+fn take_any() -> Option<(Idle, Inherited)> {
     let pool = pool();
     let mut state = lock(pool);
     if state.target == 0 {
@@ -96,16 +121,14 @@ pub(crate) fn take() -> Option<Idle> {
 /// ```
 pub fn set_prestarted_shepherds(n: usize) {
     let pool = pool();
-    let surplus: Vec<Idle> = {
+    let surplus: Vec<(Idle, Inherited)> = {
         let mut state = lock(pool);
         state.target = n;
         let keep = state.idle.len().min(n);
         state.idle.split_off(keep)
     };
-    for idle in surplus {
-        let pid = idle.pid;
-        drop(idle.control); // end of file: the idle shepherd exits
-        reaper::reap(pid);
+    for (idle, _) in surplus {
+        idle.release();
     }
     pool.wake.notify_one();
 }
@@ -119,6 +142,7 @@ pub fn prestarted_idle() -> usize {
 /// Starts a shepherd with its control socket; it waits for a request.
 pub(crate) fn start_shepherd() -> std::io::Result<Idle> {
     let exe = shepherd_exe::get()?;
+    reaper::start()?;
     let (ours, theirs) = sys::socketpair()?;
     let pid = sys::spawn_shepherd(&exe.path, &theirs)?;
     Ok(Idle { pid, control: ours })
@@ -133,16 +157,15 @@ fn refill_loop() {
                 state = pool.wake.wait(state).unwrap_or_else(|e| e.into_inner());
             }
         }
+        let inherited = Inherited::now();
         let started = start_shepherd();
         let mut state = lock(pool);
         match started {
-            Ok(idle) if state.idle.len() < state.target => state.idle.push(idle),
+            Ok(idle) if state.idle.len() < state.target => state.idle.push((idle, inherited)),
             Ok(idle) => {
                 // The target shrank meanwhile.
                 drop(state);
-                let pid = idle.pid;
-                drop(idle.control);
-                reaper::reap(pid);
+                idle.release();
             }
             Err(e) => {
                 tracing::debug!(error = %e, "cannot pre-start a shepherd");
