@@ -89,6 +89,18 @@ pub enum Error {
         /// Output up to the limit, with the final status and stats.
         output: Box<Output>,
     },
+    /// [`Process::read`](crate::Process::read) or
+    /// [`read_stderr`](crate::Process::read_stderr) after that stream was
+    /// taken with `take_stdout` / `take_stderr`: read the taken reader.
+    #[error("{stream} was taken with take_{stream}(): read from the taken reader")]
+    StreamTaken {
+        /// `"stdout"` or `"stderr"`.
+        stream: &'static str,
+    },
+    /// An async method was polled outside a tokio runtime. Use
+    /// [`Command::run_blocking`](crate::Command::run_blocking) there.
+    #[error("net_runner needs a tokio runtime (with I/O and time enabled); without one, use run_blocking")]
+    NoRuntime,
     /// A signal name or number that is not a known POSIX signal.
     #[error("unknown signal {0:?}")]
     InvalidSignal(String),

@@ -41,6 +41,10 @@ pub struct Process {
     stdin: Option<ChildStdin>,
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
+    /// `take_stdout` / `take_stderr` was called: a `read` of that stream
+    /// is a mistake, not end of file.
+    stdout_taken: bool,
+    stderr_taken: bool,
     counters: Arc<Counters>,
     started: Instant,
 }
@@ -157,6 +161,8 @@ impl Process {
             stdin: None,
             stdout: None,
             stderr: None,
+            stdout_taken: false,
+            stderr_taken: false,
             counters: counters.clone(),
             started,
         };
@@ -206,18 +212,27 @@ impl Process {
 
     /// Reads the next chunk of stdout (up to 128 KiB, whatever the pipe
     /// holds); `Ok(None)` at end of file.
+    ///
+    /// After [`take_stdout`](Self::take_stdout) this fails with
+    /// [`Error::StreamTaken`]: read from the taken reader instead.
     pub async fn read(&mut self) -> Result<Option<Bytes>, Error> {
         match &mut self.stdout {
             Some(out) => Ok(self.link.guard(out.read_chunk(CHUNK)).await?),
+            None if self.stdout_taken => Err(Error::StreamTaken { stream: "stdout" }),
             None => Ok(None),
         }
     }
 
     /// Reads the next chunk of stderr; `Ok(None)` at end of file, or when
-    /// stderr is not consumed.
+    /// stderr is not consumed ([`Stderr::Consume`](crate::Stderr::Consume)
+    /// is the default).
+    ///
+    /// After [`take_stderr`](Self::take_stderr) this fails with
+    /// [`Error::StreamTaken`].
     pub async fn read_stderr(&mut self) -> Result<Option<Bytes>, Error> {
         match &mut self.stderr {
             Some(err) => Ok(self.link.guard(err.read_chunk(CHUNK)).await?),
+            None if self.stderr_taken => Err(Error::StreamTaken { stream: "stderr" }),
             None => Ok(None),
         }
     }
@@ -229,12 +244,16 @@ impl Process {
 
     /// Takes the stdout reader (tokio `AsyncRead`).
     pub fn take_stdout(&mut self) -> Option<ChildStdout> {
-        self.stdout.take()
+        let taken = self.stdout.take();
+        self.stdout_taken |= taken.is_some();
+        taken
     }
 
     /// Takes the stderr reader (tokio `AsyncRead`), if stderr is consumed.
     pub fn take_stderr(&mut self) -> Option<ChildStderr> {
-        self.stderr.take()
+        let taken = self.stderr.take();
+        self.stderr_taken |= taken.is_some();
+        taken
     }
 
     /// Sends `signal` to the child's whole process group. A no-op once the
