@@ -1,6 +1,6 @@
 //! netrunner's exit statuses and how library errors map onto them.
 
-use net_runner::{Error, ExitStatus};
+use net_runner::{Error, ExitStatus, SpawnStage};
 
 /// `--timeout` fired and the program was terminated.
 pub const TIMEOUT: i32 = 124;
@@ -57,7 +57,10 @@ impl Exit {
             Error::PermissionDenied { .. } => NOT_EXECUTABLE,
             // ENOEXEC (no shebang, wrong architecture), ETXTBSY, ...: found
             // but not executable, as a shell would say.
-            Error::Spawn { stage: "exec", .. } => NOT_EXECUTABLE,
+            Error::Spawn {
+                stage: SpawnStage::Exec,
+                ..
+            } => NOT_EXECUTABLE,
             _ => FAILURE,
         };
         Exit::failure(code, err.to_string())
@@ -105,7 +108,7 @@ mod tests {
             (
                 Error::Spawn {
                     program: prog(),
-                    stage: "exec",
+                    stage: SpawnStage::Exec,
                     source: io::Error::from_raw_os_error(libc::ENOEXEC),
                 },
                 NOT_EXECUTABLE,
@@ -113,7 +116,7 @@ mod tests {
             (
                 Error::Spawn {
                     program: prog(),
-                    stage: "fork",
+                    stage: SpawnStage::Fork,
                     source: io::Error::from_raw_os_error(libc::EAGAIN),
                 },
                 FAILURE,
@@ -124,7 +127,7 @@ mod tests {
                 },
                 FAILURE,
             ),
-            (Error::Shepherd("gone".into()), FAILURE),
+            (Error::Shepherd(net_runner::ShepherdError::Lost), FAILURE),
             (Error::EmptyProgram, FAILURE),
         ];
         for (err, code) in cases {

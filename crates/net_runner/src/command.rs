@@ -1,11 +1,9 @@
 //! The `Command` builder: what to run and how.
 
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::future::Future;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,6 +11,7 @@ use futures_core::Stream;
 use net_runner_proto::{SpawnRequest, StdioMode};
 use tokio::io::AsyncRead;
 
+use crate::input::Input;
 use crate::pump::Pump;
 use crate::{launch, Error, Output, Process, ProcessStream, TaggedStream};
 
@@ -29,27 +28,6 @@ pub enum Stderr {
     Discard,
     /// The owner's own stderr.
     Inherit,
-}
-
-/// Bytes for the child's stdin, written concurrently with reading its
-/// output, then stdin is closed.
-pub enum Input {
-    /// A buffer.
-    Bytes(Bytes),
-    /// A stream of buffers; an `Err` item aborts the run with that error.
-    Stream(Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>),
-    /// Anything readable.
-    Reader(Pin<Box<dyn AsyncRead + Send>>),
-}
-
-impl fmt::Debug for Input {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Input::Bytes(b) => write!(f, "Input::Bytes({} bytes)", b.len()),
-            Input::Stream(_) => write!(f, "Input::Stream(..)"),
-            Input::Reader(_) => write!(f, "Input::Reader(..)"),
-        }
-    }
 }
 
 /// Describes a process to run. Builder methods take and return `self`.
@@ -252,7 +230,7 @@ impl Command {
         let mut process = self.launch(StdioMode::Pipe).await?;
         if let Some(input) = input {
             if let Some(stdin) = process.take_stdin() {
-                tokio::spawn(crate::pump::feed(stdin, input));
+                tokio::spawn(crate::input::feed(stdin, input));
             }
         }
         Ok(process)

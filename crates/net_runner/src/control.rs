@@ -3,14 +3,15 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Weak};
 use std::task::{ready, Context, Poll};
 
 use net_runner_proto::{FrameDecoder, FromShepherd, ToShepherd};
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
-use crate::{sys, Error};
+use crate::{sys, Error, ShepherdError};
 
 #[derive(Debug)]
 pub(crate) struct ControlChannel {
@@ -21,15 +22,13 @@ pub(crate) struct ControlChannel {
 }
 
 fn protocol_error(e: impl std::fmt::Display) -> Error {
-    Error::Shepherd(format!("protocol error: {e}"))
+    Error::Shepherd(ShepherdError::Protocol(e.to_string()))
 }
 
 impl ControlChannel {
     pub(crate) fn new(fd: OwnedFd) -> io::Result<Self> {
-        sys::set_nonblocking(&fd)?;
-        // SAFETY: the Arc'd OwnedFd stays open while the AsyncFd holds it;
-        // weak handles never close it.
-        let fd = unsafe { AsyncFd::register(Arc::new(fd)) }?;
+        // Weak handles (for signalling) never close it.
+        let fd = sys::register(Arc::new(fd), Interest::READABLE | Interest::WRITABLE)?;
         Ok(ControlChannel {
             fd,
             decoder: FrameDecoder::new(),
@@ -52,7 +51,7 @@ impl ControlChannel {
     pub(crate) async fn send_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
             let mut guard = self.fd.writable().await?;
-            match guard.try_io(|fd| sys::send(fd.as_raw_fd(), bytes)) {
+            match guard.try_io(|fd| sys::send(fd, bytes)) {
                 Ok(Ok(n)) => bytes = &bytes[n..],
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(Err(e)) => return Err(e),
@@ -82,7 +81,7 @@ impl ControlChannel {
             let mut buf = [0u8; 4096];
             let fds = &mut self.fds;
             let mut received = Vec::new();
-            match guard.try_io(|fd| sys::recv_with_fds(fd.as_raw_fd(), &mut buf, &mut received)) {
+            match guard.try_io(|fd| sys::recv_with_fds(fd, &mut buf, &mut received)) {
                 Ok(Ok(0)) => self.eof = true,
                 Ok(Ok(n)) => self.decoder.push(&buf[..n]),
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -102,7 +101,7 @@ impl ControlChannel {
         while !self.eof {
             let mut buf = [0u8; 4096];
             let mut received = Vec::new();
-            match sys::recv_with_fds(self.fd.get_ref().as_raw_fd(), &mut buf, &mut received) {
+            match sys::recv_with_fds(self.fd.get_ref(), &mut buf, &mut received) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.decoder.push(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -136,7 +135,7 @@ pub(crate) fn send_now(fd: &OwnedFd, msg: &ToShepherd) -> io::Result<()> {
     let mut bytes = Vec::with_capacity(16);
     msg.encode(&mut bytes);
     let n = loop {
-        match sys::send(fd.as_raw_fd(), &bytes) {
+        match sys::send(fd, &bytes) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => break other?,
         }

@@ -67,7 +67,7 @@ pub enum Error {
         /// The program as given.
         program: OsString,
         /// The step that failed.
-        stage: &'static str,
+        stage: SpawnStage,
         /// The error of that step.
         source: io::Error,
     },
@@ -104,9 +104,9 @@ pub enum Error {
     /// A signal name or number that is not a known POSIX signal.
     #[error("unknown signal {0:?}")]
     InvalidSignal(String),
-    /// The shepherd is missing, refused the request, or went away.
+    /// The shepherd went away, broke the protocol or refused a request.
     #[error("shepherd: {0}")]
-    Shepherd(String),
+    Shepherd(ShepherdError),
     /// An I/O error on a pipe or the control channel.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -135,6 +135,88 @@ impl Error {
             }
         }
     }
+}
+
+/// The step of starting a child that failed, in [`Error::Spawn`].
+///
+/// ```
+/// use net_runner::{Command, Error, SpawnStage};
+/// let err = Command::new("x").arg("y".repeat(1 << 20)).run_blocking().unwrap_err();
+/// assert!(matches!(err, Error::Spawn { stage: SpawnStage::Exec, .. }));
+/// assert_eq!(SpawnStage::Exec.to_string(), "exec");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SpawnStage {
+    /// Starting the shepherd process (its binary, the socket pair, the
+    /// reaper thread).
+    StartShepherd,
+    /// Talking to the shepherd: sending the request, receiving the pipes.
+    ControlSocket,
+    /// Creating the child's pipes (in the shepherd).
+    Pipes,
+    /// Creating the child process.
+    Fork,
+    /// Entering the working directory.
+    Chdir,
+    /// Setting up the child before exec (stdio, process group, signals).
+    ChildSetup,
+    /// Executing the program.
+    Exec,
+}
+
+impl SpawnStage {
+    pub(crate) fn from_wire(stage: net_runner_proto::SpawnStage) -> Self {
+        use net_runner_proto::SpawnStage as Wire;
+        match stage {
+            Wire::Stdio => SpawnStage::Pipes,
+            Wire::Fork => SpawnStage::Fork,
+            Wire::Chdir => SpawnStage::Chdir,
+            Wire::Setup => SpawnStage::ChildSetup,
+            Wire::Exec => SpawnStage::Exec,
+        }
+    }
+}
+
+impl std::fmt::Display for SpawnStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SpawnStage::StartShepherd => "starting the shepherd",
+            SpawnStage::ControlSocket => "control socket",
+            SpawnStage::Pipes => "creating pipes",
+            SpawnStage::Fork => "fork",
+            SpawnStage::Chdir => "chdir",
+            SpawnStage::ChildSetup => "child setup",
+            SpawnStage::Exec => "exec",
+        })
+    }
+}
+
+/// How the shepherd failed, in [`Error::Shepherd`].
+///
+/// ```
+/// use net_runner::ShepherdError;
+/// let e = ShepherdError::Lost;
+/// assert!(e.to_string().contains("exited"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShepherdError {
+    /// The shepherd exited (killed, or crashed) before reporting the
+    /// child's exit. The library then killed the child's process group.
+    #[error(
+        "shepherd exited without reporting the child's exit (the child's process group was killed)"
+    )]
+    Lost,
+    /// The shepherd exited before it answered a spawn request.
+    #[error("shepherd exited before answering the spawn request")]
+    LostDuringSpawn,
+    /// A malformed, unexpected or wrong-version message.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The shepherd refused a request, with its reason.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// Shorthand for results of this crate.

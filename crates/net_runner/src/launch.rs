@@ -9,23 +9,29 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
+use rustix::process::Pid;
+
 use net_runner_proto::{
     check_version, FromShepherd, SpawnRequest, SpawnStage, ToShepherd, MAX_FRAME_LEN,
 };
 
 use crate::control::ControlChannel;
-use crate::{pool, reaper, Error};
+use crate::{pool, reaper, Error, ShepherdError, SpawnStage as Stage};
+
+fn protocol(message: String) -> Error {
+    Error::Shepherd(ShepherdError::Protocol(message))
+}
 
 /// A child that is running, with its shepherd.
 pub(crate) struct Launched {
-    pub(crate) shepherd_pid: libc::pid_t,
+    pub(crate) shepherd_pid: Pid,
     pub(crate) child_pid: libc::pid_t,
     pub(crate) control: ControlChannel,
     pub(crate) fds: Vec<OwnedFd>,
 }
 
 /// Reaps the shepherd if the handshake is abandoned (error or cancellation).
-struct ReapOnDrop(Option<libc::pid_t>);
+struct ReapOnDrop(Option<Pid>);
 
 impl Drop for ReapOnDrop {
     fn drop(&mut self) {
@@ -54,7 +60,7 @@ pub(crate) async fn launch(
     // be exec'd either: the kernel caps argv and envp together far lower.
     if hello.len() - hello_len - 4 > MAX_FRAME_LEN {
         return Err(spawn_error(
-            "exec",
+            Stage::Exec,
             io::Error::from_raw_os_error(libc::E2BIG),
         ));
     }
@@ -71,11 +77,11 @@ pub(crate) async fn launch(
             }
         }
     }
-    let idle = pool::start_shepherd().map_err(|e| spawn_error("starting the shepherd", e))?;
+    let idle = pool::start_shepherd().map_err(|e| spawn_error(Stage::StartShepherd, e))?;
     handshake(idle, &hello, &program, &cwd)
         .await
         .map_err(|e| match e {
-            Attempt::Vanished => Error::Shepherd("shepherd exited before answering".into()),
+            Attempt::Vanished => Error::Shepherd(ShepherdError::LostDuringSpawn),
             Attempt::Failed(e) => e,
         })
 }
@@ -113,16 +119,16 @@ async fn handshake(
     let recv_error = |e: Error| match e {
         Error::Io(e) => Error::Spawn {
             program: program.clone(),
-            stage: "control socket",
+            stage: Stage::ControlSocket,
             source: e,
         },
         other => other,
     };
     match control.recv().await.map_err(recv_error)? {
         Some(FromShepherd::Hello { version }) => {
-            check_version(version).map_err(|e| Error::Shepherd(e.to_string()))?
+            check_version(version).map_err(|e| protocol(e.to_string()))?
         }
-        Some(other) => return Err(Error::Shepherd(format!("expected Hello, got {other:?}")).into()),
+        Some(other) => return Err(protocol(format!("expected Hello, got {other:?}")).into()),
         None => return Err(Attempt::Vanished),
     }
     let failed = |e: Error| Err(Attempt::Failed(e));
@@ -140,11 +146,11 @@ async fn handshake(
         Some(FromShepherd::SpawnFailed { stage, errno }) => {
             failed(spawn_failed(stage, errno, program.clone(), cwd.clone()))
         }
-        Some(FromShepherd::Error { message }) => failed(Error::Shepherd(message)),
-        Some(other) => failed(Error::Shepherd(format!(
-            "unexpected {other:?} during spawn"
-        ))),
-        None => failed(Error::Shepherd("shepherd exited during spawn".into())),
+        Some(FromShepherd::Error { message }) => {
+            failed(Error::Shepherd(ShepherdError::Refused(message)))
+        }
+        Some(other) => failed(protocol(format!("unexpected {other:?} during spawn"))),
+        None => failed(Error::Shepherd(ShepherdError::LostDuringSpawn)),
     }
 }
 
@@ -162,13 +168,7 @@ fn spawn_failed(stage: SpawnStage, errno: i32, program: OsString, cwd: Option<Pa
         },
         (stage, _) => Error::Spawn {
             program,
-            stage: match stage {
-                SpawnStage::Stdio => "creating pipes",
-                SpawnStage::Fork => "fork",
-                SpawnStage::Chdir => "chdir",
-                SpawnStage::Setup => "child setup",
-                SpawnStage::Exec => "exec",
-            },
+            stage: Stage::from_wire(stage),
             source,
         },
     }

@@ -40,12 +40,21 @@
 //! The shepherd binary is built and embedded by this crate's build script;
 //! set `NETRUNNER_SHEPHERD` to use another one.
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "net_runner supports Linux only: the shepherd relies on pidfds, signalfd, clone and subreapers"
+);
 
 mod blocking;
 mod command;
 mod control;
+mod deadline;
 mod error;
 mod inherited;
+mod input;
 mod launch;
 mod output;
 mod pipe;
@@ -60,13 +69,15 @@ mod status;
 mod stream;
 mod sys;
 
-pub use command::{Command, Input, Stderr, DEFAULT_KILL_TIMEOUT};
-pub use error::{Error, Result};
+pub use command::{Command, Stderr, DEFAULT_KILL_TIMEOUT};
+pub use error::{Error, Result, ShepherdError, SpawnStage};
+pub use input::Input;
 pub use output::Output;
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
 pub use pool::{prestarted_idle, set_prestarted_shepherds, PRESTART_ENV};
 pub use process::{Process, ProcessHandle};
 pub use pump::Chunk;
+pub use reaper::pending_reaps;
 pub use shepherd_exe::SHEPHERD_ENV;
 pub use signal::Signal;
 pub use stats::Stats;

@@ -58,15 +58,16 @@ impl PipeReader {
         self.counters.reads.fetch_add(1, Relaxed);
     }
 
-    /// Reads into `dst`, waiting for readiness.
-    fn poll_read_into(
+    /// Runs `read` on the descriptor once it is readable; counts what it
+    /// read.
+    fn poll_read_with(
         &mut self,
         cx: &mut Context<'_>,
-        dst: &mut [std::mem::MaybeUninit<u8>],
+        mut read: impl FnMut(&OwnedFd) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
-            match guard.try_io(|fd| retry_eintr(|| sys::read(fd.as_raw_fd(), dst))) {
+            match guard.try_io(|fd| retry_eintr(|| read(fd.get_ref()))) {
                 Ok(Ok(n)) => {
                     if n > 0 {
                         self.count(n);
@@ -81,19 +82,13 @@ impl PipeReader {
 
     /// One chunk of up to `max` bytes; `None` at end of file.
     fn poll_chunk(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Option<Bytes>>> {
-        if self.buf.capacity() < max {
-            // Reuses the old allocation when all earlier chunks were dropped.
-            self.buf.reserve(max);
-        }
+        // Reuses the old allocation when all earlier chunks were dropped.
         let mut buf = std::mem::take(&mut self.buf);
-        let polled = self.poll_read_into(cx, &mut buf.spare_capacity_mut()[..max]);
+        let polled = self.poll_read_with(cx, |fd| sys::read_into_bytes(fd, &mut buf, max));
         self.buf = buf;
-        let n = ready!(polled)?;
-        if n == 0 {
+        if ready!(polled)? == 0 {
             return Poll::Ready(Ok(None));
         }
-        // SAFETY: the kernel initialised the first `n` spare bytes.
-        unsafe { self.buf.set_len(n) };
         Poll::Ready(Ok(Some(self.buf.split().freeze())))
     }
 }
@@ -139,10 +134,9 @@ macro_rules! reader {
                 buf: &mut ReadBuf<'_>,
             ) -> Poll<io::Result<()>> {
                 let this = self.get_mut();
-                // SAFETY: we only write initialised bytes and report them.
-                let n = ready!(this.0.poll_read_into(cx, unsafe { buf.unfilled_mut() }))?;
-                unsafe { buf.assume_init(n) };
-                buf.advance(n);
+                ready!(this
+                    .0
+                    .poll_read_with(cx, |fd| sys::read_into_readbuf(fd, buf)))?;
                 Poll::Ready(Ok(()))
             }
         }
@@ -197,7 +191,7 @@ impl ChildStdin {
     fn poll_write_raw(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         loop {
             let mut guard = ready!(self.fd.poll_write_ready(cx))?;
-            match guard.try_io(|fd| retry_eintr(|| sys::write(fd.as_raw_fd(), data))) {
+            match guard.try_io(|fd| retry_eintr(|| sys::write(fd, data))) {
                 Ok(Ok(n)) => {
                     self.counters.bytes_in.fetch_add(n as u64, Relaxed);
                     self.counters.writes.fetch_add(1, Relaxed);

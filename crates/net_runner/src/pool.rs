@@ -17,6 +17,8 @@
 //! process exits, and an idle shepherd that reads end of file exits.
 
 use std::os::fd::OwnedFd;
+
+use rustix::process::Pid;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 
 use crate::inherited::Inherited;
@@ -25,7 +27,7 @@ use crate::{reaper, shepherd_exe, sys};
 /// A started shepherd waiting for its request.
 #[derive(Debug)]
 pub(crate) struct Idle {
-    pub(crate) pid: libc::pid_t,
+    pub(crate) pid: Pid,
     pub(crate) control: OwnedFd,
 }
 

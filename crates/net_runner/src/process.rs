@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use net_runner_proto::{ExitReport, FromShepherd, StdioMode, ToShepherd};
+use rustix::process::Pid;
 
 use crate::control::{self, ControlChannel};
 use crate::launch::Launched;
@@ -55,7 +56,7 @@ pub struct Process {
 #[derive(Debug)]
 struct Link {
     pid: libc::pid_t,
-    shepherd_pid: libc::pid_t,
+    shepherd_pid: Pid,
     control: ControlChannel,
     exit: Option<(ExitReport, Instant)>,
     /// The shepherd closed the channel (it exited or is exiting).
@@ -156,7 +157,7 @@ impl Process {
                 // Opened right after `Spawned`: the child cannot have been
                 // reaped and its number recycled in between (the shepherd
                 // reaps it, and the whole pid space would have to wrap).
-                leader: sys::pidfd_open(child_pid),
+                leader: Pid::from_raw(child_pid).and_then(|pid| sys::pidfd_open(pid).ok()),
             },
             stdin: None,
             stdout: None,
@@ -186,7 +187,7 @@ impl Process {
 
     /// The pid of this process's shepherd.
     pub fn shepherd_pid(&self) -> u32 {
-        self.link.shepherd_pid as u32
+        self.link.shepherd_pid.as_raw_nonzero().get() as u32
     }
 
     /// A handle for signalling this process from elsewhere.
@@ -298,11 +299,7 @@ impl Process {
         std::task::ready!(self.link.poll_events(cx))?;
         Poll::Ready(match self.link.exit {
             Some((report, _)) => Ok(ExitStatus(report.termination)),
-            None => Err(Error::Shepherd(
-                "shepherd exited without reporting the child's exit \
-                 (the child's process group was killed)"
-                    .into(),
-            )),
+            None => Err(Error::Shepherd(crate::ShepherdError::Lost)),
         })
     }
 

@@ -1,7 +1,7 @@
 //! The engine behind `run` and the streams: reads stdout and stderr as
-//! asked, feeds stdin concurrently, enforces the timeout and `max_output`,
-//! and finally waits for the exit. One place for all of it, so `run`, the
-//! streams and the CLI behave alike.
+//! asked, feeds stdin concurrently, enforces the timeout (see
+//! [`crate::deadline`]) and `max_output`, and finally waits for the exit.
+//! One place for all of it, so `run`, the streams and the CLI behave alike.
 
 use std::future::Future;
 use std::io;
@@ -9,15 +9,30 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use tokio::io::AsyncReadExt;
-use tokio::time::{sleep, Sleep};
 
-use crate::command::Input;
-use crate::pipe::{ChildStderr, ChildStdin, ChildStdout, CHUNK};
+use crate::deadline::Deadline;
+use crate::input::{feed, Input};
+use crate::pipe::{ChildStderr, ChildStdout, CHUNK};
 use crate::{Error, ExitStatus, Output, Process};
 
 /// A piece of output, tagged with the stream it came from.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), net_runner::Error> {
+/// use futures_util::StreamExt;
+/// use net_runner::{Chunk, Command};
+/// let mut s = Command::new("sh").args(["-c", "echo out; echo err >&2"]).stream_tagged().await?;
+/// let (mut out, mut err) = (Vec::new(), Vec::new());
+/// while let Some(chunk) = s.next().await {
+///     match chunk? {
+///         Chunk::Stdout(b) => out.extend_from_slice(&b),
+///         Chunk::Stderr(b) => err.extend_from_slice(&b),
+///     }
+/// }
+/// assert_eq!((&out[..], &err[..]), (&b"out\n"[..], &b"err\n"[..]));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Chunk {
     /// From stdout (or stderr redirected into it).
@@ -33,37 +48,6 @@ pub(crate) enum Abort {
     MaxOutput(u64),
 }
 
-/// Writes all of `input` to stdin, then closes it. A child that stops
-/// reading (closes stdin or exits) is not an error.
-pub(crate) async fn feed(mut stdin: ChildStdin, input: Input) -> io::Result<()> {
-    let result = async {
-        match input {
-            Input::Bytes(b) => stdin.write_all(&b).await,
-            Input::Stream(mut s) => {
-                while let Some(buf) = s.next().await {
-                    stdin.write_all(&buf?).await?;
-                }
-                Ok(())
-            }
-            Input::Reader(mut r) => {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = r.read(&mut buf).await?;
-                    if n == 0 {
-                        return Ok(());
-                    }
-                    stdin.write_all(&buf[..n]).await?;
-                }
-            }
-        }
-    }
-    .await;
-    match result {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
-    }
-}
-
 type Feeder = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
 pub(crate) struct Pump {
@@ -71,15 +55,14 @@ pub(crate) struct Pump {
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     feeder: Option<Feeder>,
-    deadline: Option<(Pin<Box<Sleep>>, Duration)>,
-    /// Terminates the tree at the deadline even while nobody polls the pump
-    /// (a slow consumer must not extend the timeout).
-    watchdog: Option<tokio::task::JoinHandle<()>>,
+    deadline: Option<Deadline>,
     max_output: Option<u64>,
     out_seen: u64,
     err_seen: u64,
     /// Set when a chunk was cut at `max_output`: the next call aborts.
     pending_abort: Option<Abort>,
+    /// The exit status once the pump is done; `finished` without a status
+    /// means it failed.
     status: Option<ExitStatus>,
     finished: bool,
 }
@@ -89,8 +72,11 @@ pub(crate) type Step = Result<Chunk, PumpError>;
 
 #[derive(Debug)]
 pub(crate) enum PumpError {
-    /// The process was stopped for this reason; it has exited.
-    Aborted(Abort),
+    /// The process was stopped for this reason and exited with `status`.
+    Aborted {
+        reason: Abort,
+        status: ExitStatus,
+    },
     Failed(Error),
 }
 
@@ -111,20 +97,12 @@ impl Pump {
             (Some(stdin), Some(input)) => Some(Box::pin(feed(stdin, input)) as Feeder),
             _ => None,
         };
-        let watchdog = timeout.map(|t| {
-            let handle = process.handle();
-            tokio::spawn(async move {
-                sleep(t).await;
-                let _ = handle.shutdown();
-            })
-        });
         Pump {
-            watchdog,
+            deadline: timeout.map(|t| Deadline::start(t, process.handle())),
             stdout: process.take_stdout(),
             stderr: process.take_stderr(),
             process,
             feeder,
-            deadline: timeout.map(|t| (Box::pin(sleep(t)), t)),
             max_output,
             out_seen: 0,
             err_seen: 0,
@@ -134,12 +112,21 @@ impl Pump {
         }
     }
 
+    /// The exit status, once [`next`](Self::next) returned `None`.
     pub(crate) fn status(&self) -> Option<ExitStatus> {
         self.status
     }
 
+    /// The timeout, once its deadline has passed. Checked before anything
+    /// else, so a child the deadline stopped is reported as timed out, not
+    /// by its exit status, and no chunk is returned after the deadline.
+    fn timed_out(&self) -> Option<Abort> {
+        let deadline = self.deadline.as_ref()?;
+        deadline.passed().then(|| Abort::Timeout(deadline.limit()))
+    }
+
     /// The next chunk, an error, or `None` once the child exited and all
-    /// output was read.
+    /// output was read (the status is then in [`status`](Self::status)).
     pub(crate) async fn next(&mut self) -> Option<Step> {
         if self.finished {
             return None;
@@ -148,23 +135,20 @@ impl Pump {
             return Some(self.abort(reason).await);
         }
         loop {
-            if let Some(t) = self.expired() {
-                return Some(self.abort(Abort::Timeout(t)).await);
+            if let Some(reason) = self.timed_out() {
+                return Some(self.abort(reason).await);
             }
             if self.stdout.is_none() && self.stderr.is_none() {
                 return self.finish().await.err().map(Err);
             }
-            let deadline = self.deadline.as_mut().map(|(s, t)| (s.as_mut(), *t));
             tokio::select! {
-                t = async { let (s, t) = deadline.unwrap(); s.await; t }, if deadline.is_some() => {
-                    return Some(self.abort(Abort::Timeout(t)).await);
-                }
+                () = expired(&self.deadline) => {}
                 r = read(&mut self.stdout) => match r {
                     Ok(Some(b)) => return Some(self.limit(b, true).map(Chunk::Stdout)),
                     Ok(None) => self.stdout = None,
                     Err(e) => return Some(self.fail(e.into())),
                 },
-                r = read_err(&mut self.stderr) => match r {
+                r = read(&mut self.stderr) => match r {
                     Ok(Some(b)) => return Some(self.limit(b, false).map(Chunk::Stderr)),
                     Ok(None) => self.stderr = None,
                     Err(e) => return Some(self.fail(e.into())),
@@ -186,17 +170,16 @@ impl Pump {
     /// a child may read its input after closing its output).
     async fn finish(&mut self) -> Result<(), PumpError> {
         loop {
-            if let Some(t) = self.expired() {
-                return self.abort(Abort::Timeout(t)).await.map(drop);
+            if let Some(reason) = self.timed_out() {
+                return self.abort(reason).await.map(drop);
             }
-            let deadline = self.deadline.as_mut().map(|(s, t)| (s.as_mut(), *t));
             tokio::select! {
-                t = async { let (s, t) = deadline.unwrap(); s.await; t }, if deadline.is_some() => {
-                    return self.abort(Abort::Timeout(t)).await.map(drop);
-                }
+                () = expired(&self.deadline) => {}
                 r = self.process.wait() => {
                     self.finished = true;
-                    self.stop_watchdog();
+                    if let Some(d) = &self.deadline {
+                        d.cancel();
+                    }
                     self.feeder = None;
                     self.status = Some(r?);
                     return Ok(());
@@ -208,22 +191,6 @@ impl Pump {
                     }
                 }
             }
-        }
-    }
-
-    /// The timeout, once its deadline has passed. Checked before anything
-    /// else, so a child the watchdog stopped is reported as timed out, not
-    /// by its exit status, and no chunk is returned after the deadline.
-    fn expired(&self) -> Option<Duration> {
-        match &self.deadline {
-            Some((sleep, t)) if sleep.is_elapsed() => Some(*t),
-            _ => None,
-        }
-    }
-
-    fn stop_watchdog(&mut self) {
-        if let Some(w) = self.watchdog.take() {
-            w.abort();
         }
     }
 
@@ -255,8 +222,9 @@ impl Pump {
         if let Err(e) = self.process.start_shutdown() {
             return Err(e.into());
         }
-        self.status = Some(self.process.wait().await?);
-        Err(PumpError::Aborted(reason))
+        let status = self.process.wait().await?;
+        self.status = Some(status);
+        Err(PumpError::Aborted { reason, status })
     }
 
     fn fail(&mut self, e: Error) -> Step {
@@ -274,20 +242,19 @@ impl Pump {
                 Err(e) => return Err(self.error_with_output(e, stdout, stderr)),
             }
         }
-        Ok(self.output(stdout, stderr))
+        match self.status {
+            Some(status) => Ok(self.output(status, stdout, stderr)),
+            // `next` ends only after storing the status.
+            None => Err(Error::Shepherd(crate::ShepherdError::Lost)),
+        }
     }
 
-    pub(crate) fn output(&self, stdout: Vec<u8>, stderr: Vec<u8>) -> Output {
-        let stats = self.process.stats();
+    fn output(&self, status: ExitStatus, stdout: Vec<u8>, stderr: Vec<u8>) -> Output {
         Output {
             stdout,
             stderr,
-            // `next` returned None only after the status was stored.
-            status: self
-                .status
-                .or(stats.exit_status)
-                .unwrap_or(ExitStatus(net_runner_proto::Termination::Exited(-1))),
-            stats,
+            status,
+            stats: self.process.stats(),
         }
     }
 
@@ -300,35 +267,54 @@ impl Pump {
     ) -> Error {
         match e {
             PumpError::Failed(e) => e,
-            PumpError::Aborted(Abort::Timeout(timeout)) => Error::Timeout {
+            PumpError::Aborted {
+                reason: Abort::Timeout(timeout),
+                status,
+            } => Error::Timeout {
                 timeout,
-                output: Box::new(self.output(stdout, stderr)),
+                output: Box::new(self.output(status, stdout, stderr)),
             },
-            PumpError::Aborted(Abort::MaxOutput(limit)) => Error::MaxOutputExceeded {
+            PumpError::Aborted {
+                reason: Abort::MaxOutput(limit),
+                status,
+            } => Error::MaxOutputExceeded {
                 limit,
-                output: Box::new(self.output(stdout, stderr)),
+                output: Box::new(self.output(status, stdout, stderr)),
             },
         }
     }
 }
 
-impl Drop for Pump {
-    fn drop(&mut self) {
-        self.stop_watchdog();
-    }
-}
-
-async fn read(pipe: &mut Option<ChildStdout>) -> io::Result<Option<Bytes>> {
-    match pipe {
-        Some(p) => p.read_chunk(CHUNK).await,
+/// Completes when the deadline passes; never without one.
+async fn expired(deadline: &Option<Deadline>) {
+    match deadline {
+        Some(d) => d.expired().await,
         None => std::future::pending().await,
     }
 }
 
-async fn read_err(pipe: &mut Option<ChildStderr>) -> io::Result<Option<Bytes>> {
+/// The next chunk of an output pipe; never once it is gone.
+async fn read<R: ReadChunk>(pipe: &mut Option<R>) -> io::Result<Option<Bytes>> {
     match pipe {
-        Some(p) => p.read_chunk(CHUNK).await,
+        Some(p) => p.chunk().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Both output readers, for [`read`].
+trait ReadChunk {
+    fn chunk(&mut self) -> impl Future<Output = io::Result<Option<Bytes>>>;
+}
+
+impl ReadChunk for ChildStdout {
+    fn chunk(&mut self) -> impl Future<Output = io::Result<Option<Bytes>>> {
+        self.read_chunk(CHUNK)
+    }
+}
+
+impl ReadChunk for ChildStderr {
+    fn chunk(&mut self) -> impl Future<Output = io::Result<Option<Bytes>>> {
+        self.read_chunk(CHUNK)
     }
 }
 

@@ -1,21 +1,133 @@
 //! Reaps shepherds that are still finishing their work when their `Process`
 //! is gone, so that no shepherd is ever left a zombie and no caller blocks.
 //!
-//! One lazily started thread polls the pending pids; it sleeps on its
-//! channel while nothing is pending.
+//! One lazily started thread sleeps in `poll` on an eventfd (new work) and
+//! on a pidfd per pending shepherd, which becomes readable when that
+//! shepherd exits: it wakes only when there is something to reap. Where
+//! the kernel has no pidfds (before 5.3; remembered after the first
+//! `ENOSYS`), it falls back to trying every 10 ms while anything is
+//! pending. The bookkeeping ([`Pending`]) is generic over [`Wait`], so it
+//! is tested below without real processes.
 
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
-use std::sync::{Mutex, OnceLock};
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::process::Pid;
 
 use crate::sys;
 
-static QUEUE: OnceLock<Mutex<Sender<libc::pid_t>>> = OnceLock::new();
+/// How often pending processes without a pidfd are tried.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Most pidfds held at once: a burst of thousands of dropped processes
+/// must not take that many descriptors from the owner. The rest are
+/// polled.
+const MAX_PIDFDS: usize = 32;
+
+/// What the reaper needs from the operating system.
+trait Wait {
+    /// Reaps `pid` if it has exited; `true` once there is nothing left to
+    /// wait for (reaped, or not our child).
+    fn try_reap(&self, pid: Pid) -> bool;
+    /// A descriptor that becomes readable when `pid` exits, where the
+    /// kernel can give one.
+    fn exit_fd(&self, pid: Pid) -> Option<OwnedFd>;
+}
+
+/// The real thing: `waitpid` and pidfds.
+struct Os {
+    /// The kernel said ENOSYS to `pidfd_open` once: don't ask again.
+    no_pidfds: AtomicBool,
+}
+
+impl Wait for Os {
+    fn try_reap(&self, pid: Pid) -> bool {
+        sys::try_reap(pid)
+    }
+
+    fn exit_fd(&self, pid: Pid) -> Option<OwnedFd> {
+        if self.no_pidfds.load(Ordering::Relaxed) {
+            return None;
+        }
+        match sys::pidfd_open(pid) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                if e.raw_os_error() == Some(libc::ENOSYS) {
+                    self.no_pidfds.store(true, Ordering::Relaxed);
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The processes waiting to be reaped.
+#[derive(Default)]
+struct Pending {
+    entries: Vec<(Pid, Option<OwnedFd>)>,
+}
+
+impl Pending {
+    fn add(&mut self, wait: &impl Wait, pid: Pid) {
+        if !wait.try_reap(pid) {
+            let fd = if self.exit_fds().count() < MAX_PIDFDS {
+                wait.exit_fd(pid)
+            } else {
+                None
+            };
+            self.entries.push((pid, fd));
+        }
+    }
+
+    /// Reaps every pending process that has exited.
+    fn sweep(&mut self, wait: &impl Wait) {
+        self.entries.retain(|(pid, _)| !wait.try_reap(*pid));
+    }
+
+    /// How long the thread may sleep before sweeping again: until a
+    /// descriptor wakes it (`None`) when every pending process has a
+    /// pidfd, the poll interval otherwise.
+    fn sleep_limit(&self) -> Option<Duration> {
+        self.entries
+            .iter()
+            .any(|(_, fd)| fd.is_none())
+            .then_some(POLL_INTERVAL)
+    }
+
+    fn exit_fds(&self) -> impl Iterator<Item = &OwnedFd> {
+        self.entries.iter().filter_map(|(_, fd)| fd.as_ref())
+    }
+}
+
+/// The reaper thread's inbox.
+struct Queue {
+    pids: Mutex<VecDeque<Pid>>,
+    /// Written to wake the thread.
+    wake: OwnedFd,
+}
+
+static QUEUE: OnceLock<Arc<Queue>> = OnceLock::new();
+
+/// Shepherds handed to the thread and not yet reaped.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Number of shepherds still waiting to be reaped in the background (for
+/// tests that count descriptors: each may hold a pidfd).
+#[doc(hidden)]
+pub fn pending_reaps() -> usize {
+    IN_FLIGHT.load(Ordering::SeqCst)
+}
 
 /// Starts the reaper thread if it is not running. Called before any
-/// shepherd is started, so that a failure to create the thread is a spawn
-/// error rather than a panic later, where no error can be returned.
-pub(crate) fn start() -> std::io::Result<()> {
+/// shepherd is started, so that a failure to create the thread (or its
+/// eventfd) is a spawn error rather than a panic later, where no error can
+/// be returned.
+pub(crate) fn start() -> io::Result<()> {
     static START: Mutex<()> = Mutex::new(());
     if QUEUE.get().is_some() {
         return Ok(());
@@ -24,39 +136,170 @@ pub(crate) fn start() -> std::io::Result<()> {
     if QUEUE.get().is_some() {
         return Ok(());
     }
-    let (tx, rx) = channel::<libc::pid_t>();
+    let wake = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+    let wake = sys::at_least(wake, sys::FIRST_FREE_FD)?;
+    let queue = Queue {
+        pids: Mutex::new(VecDeque::new()),
+        wake,
+    };
+    // Published only once its thread runs; if the thread cannot start,
+    // the queue (and its eventfd) is dropped with the error.
+    let queue = Arc::new(queue);
+    let served = queue.clone();
     std::thread::Builder::new()
         .name("netrunner-reaper".into())
-        .spawn(move || {
-            let mut pending: Vec<libc::pid_t> = Vec::new();
-            loop {
-                let next = if pending.is_empty() {
-                    rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
-                } else {
-                    rx.recv_timeout(Duration::from_millis(10))
-                };
-                match next {
-                    Ok(pid) => pending.push(pid),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-                pending.retain(|&pid| !sys::try_reap(pid));
-            }
-        })?;
-    let _ = QUEUE.set(Mutex::new(tx));
+        .spawn(move || run(&served))?;
+    let _ = QUEUE.set(queue);
     Ok(())
 }
 
 /// Reaps `pid` now if it has exited, otherwise in the background.
-pub(crate) fn reap(pid: libc::pid_t) {
+pub(crate) fn reap(pid: Pid) {
     if sys::try_reap(pid) {
         return;
     }
     match QUEUE.get() {
         Some(queue) => {
-            let _ = queue.lock().unwrap_or_else(|e| e.into_inner()).send(pid);
+            IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+            queue
+                .pids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_back(pid);
+            let _ = rustix::io::write(&queue.wake, &1u64.to_ne_bytes());
         }
         // Unreachable: every shepherd is started after `start` succeeded.
-        None => tracing::warn!(pid, "no reaper thread: shepherd left unreaped"),
+        None => tracing::warn!(
+            pid = pid.as_raw_nonzero().get(),
+            "no reaper thread: shepherd left unreaped"
+        ),
+    }
+}
+
+fn run(queue: &Queue) {
+    let os = Os {
+        no_pidfds: AtomicBool::new(false),
+    };
+    let wake = &queue.wake;
+    let mut pending = Pending::default();
+    loop {
+        let new: Vec<Pid> = queue
+            .pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        let before = pending.entries.len() + new.len();
+        for pid in new {
+            pending.add(&os, pid);
+        }
+        pending.sweep(&os);
+        IN_FLIGHT.fetch_sub(before - pending.entries.len(), Ordering::SeqCst);
+        let mut fds: Vec<PollFd<'_>> = std::iter::once(wake.as_fd())
+            .chain(pending.exit_fds().map(|fd| fd.as_fd()))
+            .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN))
+            .collect();
+        let timeout = pending.sleep_limit().map(|d| Timespec {
+            tv_sec: 0,
+            tv_nsec: d.as_nanos() as _,
+        });
+        // EINTR or a failure: sweep again, then sleep again.
+        let _ = rustix::event::poll(&mut fds, timeout.as_ref());
+        drop(fds);
+        let mut counter = [0u8; 8];
+        let _ = rustix::io::read(wake, &mut counter);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+
+    /// Processes "exit" when the test says so; pidfds are eventfds.
+    struct Mock {
+        exited: RefCell<HashSet<i32>>,
+        pidfds: bool,
+    }
+
+    impl Wait for Mock {
+        fn try_reap(&self, pid: Pid) -> bool {
+            self.exited.borrow().contains(&pid.as_raw_nonzero().get())
+        }
+        fn exit_fd(&self, _pid: Pid) -> Option<OwnedFd> {
+            self.pidfds
+                .then(|| rustix::event::eventfd(0, EventfdFlags::CLOEXEC).unwrap())
+        }
+    }
+
+    fn pid(n: i32) -> Pid {
+        Pid::from_raw(n).unwrap()
+    }
+
+    #[test]
+    fn exited_processes_are_never_queued() {
+        let mock = Mock {
+            exited: RefCell::new(HashSet::from([7])),
+            pidfds: true,
+        };
+        let mut pending = Pending::default();
+        pending.add(&mock, pid(7));
+        assert!(pending.entries.is_empty());
+    }
+
+    #[test]
+    fn with_pidfds_the_thread_sleeps_until_woken() {
+        let mock = Mock {
+            exited: RefCell::default(),
+            pidfds: true,
+        };
+        let mut pending = Pending::default();
+        assert_eq!(pending.sleep_limit(), None);
+        pending.add(&mock, pid(1));
+        pending.add(&mock, pid(2));
+        assert_eq!(pending.sleep_limit(), None);
+        assert_eq!(pending.exit_fds().count(), 2);
+        mock.exited.borrow_mut().insert(1);
+        pending.sweep(&mock);
+        assert_eq!(pending.entries.len(), 1);
+        assert_eq!(pending.entries[0].0, pid(2));
+    }
+
+    #[test]
+    fn without_pidfds_the_thread_polls_while_anything_is_pending() {
+        let mock = Mock {
+            exited: RefCell::default(),
+            pidfds: false,
+        };
+        let mut pending = Pending::default();
+        pending.add(&mock, pid(3));
+        assert_eq!(pending.sleep_limit(), Some(POLL_INTERVAL));
+        mock.exited.borrow_mut().insert(3);
+        pending.sweep(&mock);
+        assert!(pending.entries.is_empty());
+        assert_eq!(pending.sleep_limit(), None);
+    }
+
+    #[test]
+    fn a_real_child_is_reaped_in_the_background() {
+        start().unwrap();
+        let child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
+        let raw = child.id() as i32;
+        // Handed over unreaped, as a shepherd is.
+        drop(child);
+        reap(pid(raw));
+        let gone = || !std::path::Path::new(&format!("/proc/{raw}")).exists();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !gone() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "child {raw} not reaped"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

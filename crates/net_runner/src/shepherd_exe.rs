@@ -9,7 +9,7 @@
 
 use std::ffi::{CString, OsString};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
@@ -90,25 +90,18 @@ fn memfd_exec_allowed() -> bool {
 }
 
 fn memfd(bytes: &[u8]) -> io::Result<ShepherdExe> {
-    let fd = unsafe {
-        libc::memfd_create(
-            c"netrunner-shepherd".as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create(
+        "netrunner-shepherd",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
     // Above fd 3: the shepherd's stdio and control socket are set up on
     // fds 0 to 3 before it is exec'd through this descriptor's path.
-    let fd = crate::sys::at_least(
-        unsafe { OwnedFd::from_raw_fd(fd) },
-        net_runner_proto::CONTROL_FD + 1,
-    )?;
+    let fd = crate::sys::at_least(fd, net_runner_proto::CONTROL_FD + 1)?;
     let mut file = std::fs::File::from(fd.try_clone()?);
     file.write_all(bytes)?;
-    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
-    crate::sys::cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    let seals = SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL;
+    rustix::fs::fcntl_add_seals(&fd, seals)?;
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
     Ok(ShepherdExe {
         path: CString::new(path).expect("no NUL in a formatted path"),
@@ -122,7 +115,7 @@ fn private_file(bytes: &[u8]) -> io::Result<ShepherdExe> {
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    let uid = unsafe { libc::getuid() };
+    let uid = rustix::process::getuid().as_raw();
     let dir = base.join(format!("netrunner-{uid}"));
     match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
         Ok(()) => {}

@@ -1,24 +1,26 @@
-//! The few raw system calls the library makes, as `io::Result` functions.
+//! The library's system calls: every `unsafe` block of the crate lives
+//! here, each with the invariant it relies on.
+//!
+//! [`rustix`] makes every call it covers; what it does not cover
+//! (`posix_spawn`, `pidfd_send_signal` with `PIDFD_SIGNAL_PROCESS_GROUP`,
+//! registering descriptors with tokio, reading into uninitialised memory) is
+//! written here in rustix's shape: descriptors in as `impl AsFd`, owned
+//! descriptors out as `OwnedFd`, failures as `io::Error`.
 
-use std::ffi::CString;
+use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
-pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn cvt_size(ret: isize) -> io::Result<usize> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret as usize)
-    }
-}
+use bytes::BytesMut;
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendFlags,
+    SocketFlags, SocketType,
+};
+use rustix::process::{Pid, WaitOptions};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{Interest, ReadBuf};
 
 /// The lowest descriptor number the library keeps anything on. An owner
 /// may run with fds 0, 1 or 2 closed; a socket or pipe of ours sitting
@@ -33,101 +35,105 @@ pub(crate) fn at_least(fd: OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() >= min {
         return Ok(fd);
     }
-    let moved = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) })?;
-    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, min)?)
 }
 
 /// A close-on-exec `AF_UNIX` stream socket pair, both ends above stdio.
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    cvt(unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    })?;
-    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (a, b) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     Ok((at_least(a, FIRST_FREE_FD)?, at_least(b, FIRST_FREE_FD)?))
 }
 
+pub(crate) fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    Ok(rustix::io::ioctl_fionbio(fd, true)?)
+}
+
+/// A descriptor owner that keeps one descriptor open, unchanged, for as
+/// long as it lives: what tokio's `AsyncFd` registration requires.
+pub(crate) trait StableFd: AsFd + AsRawFd {}
+impl StableFd for OwnedFd {}
+impl StableFd for Arc<OwnedFd> {}
+
 /// Makes `fd` non-blocking and registers it with the current tokio reactor.
-pub(crate) fn register(
-    fd: OwnedFd,
-    interest: tokio::io::Interest,
-) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+pub(crate) fn register<T: StableFd>(fd: T, interest: Interest) -> io::Result<AsyncFd<T>> {
     set_nonblocking(&fd)?;
-    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and unchanged
-    // until the AsyncFd is dropped.
-    Ok(unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, interest) }?)
+    // SAFETY: `T: StableFd` is an `OwnedFd` or an `Arc<OwnedFd>`: the
+    // descriptor stays open and names the same file until the `AsyncFd`
+    // (which owns `fd`) is dropped, and `as_raw_fd` always returns it.
+    Ok(unsafe { AsyncFd::register_with_interest(fd, interest) }?)
 }
 
-pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
-    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
-    Ok(())
+/// `read` into uninitialised memory; the number of bytes read.
+pub(crate) fn read(fd: impl AsFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    let (filled, _) = rustix::io::read(fd, buf)?;
+    Ok(filled.len())
 }
 
-pub(crate) fn read(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
-    cvt_size(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+/// Reads up to `max` bytes into `buf`'s spare capacity (reserving it) and
+/// extends `buf` by what was read, without zeroing the memory first.
+pub(crate) fn read_into_bytes(fd: impl AsFd, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+    buf.reserve(max);
+    let n = read(fd, &mut buf.spare_capacity_mut()[..max])?;
+    // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
-pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    cvt_size(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+/// Reads into the unfilled part of a tokio `ReadBuf` and advances it.
+pub(crate) fn read_into_readbuf(fd: impl AsFd, buf: &mut ReadBuf<'_>) -> io::Result<usize> {
+    // SAFETY: `read` only writes initialised bytes into the slice and
+    // never de-initialises any; we report exactly the `n` it wrote.
+    let n = read(fd, unsafe { buf.unfilled_mut() })?;
+    // SAFETY: those `n` bytes were just initialised by the kernel.
+    unsafe { buf.assume_init(n) };
+    buf.advance(n);
+    Ok(n)
+}
+
+pub(crate) fn write(fd: impl AsFd, buf: &[u8]) -> io::Result<usize> {
+    Ok(rustix::io::write(fd, buf)?)
 }
 
 /// Non-blocking send without SIGPIPE.
-pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    cvt_size(unsafe {
-        libc::send(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-        )
-    })
+pub(crate) fn send(fd: impl AsFd, buf: &[u8]) -> io::Result<usize> {
+    Ok(rustix::net::send(
+        fd,
+        buf,
+        SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+    )?)
 }
 
-/// `recvmsg` that also collects descriptors passed by `SCM_RIGHTS`
-/// (received close-on-exec). Returns the number of bytes read.
+/// Most descriptors one message may carry; the shepherd sends at most three.
+const MAX_FDS: usize = 8;
+
+/// Non-blocking `recvmsg` that also collects descriptors passed by
+/// `SCM_RIGHTS` (received close-on-exec, and moved above stdio). Returns
+/// the number of bytes read.
 pub(crate) fn recv_with_fds(
-    fd: RawFd,
+    fd: impl AsFd,
     buf: &mut [u8],
     fds_out: &mut Vec<OwnedFd>,
 ) -> io::Result<usize> {
-    const MAX_FDS: usize = 8;
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let space = unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) };
-    let mut cbuf = [0u64; 16];
-    debug_assert!(space as usize <= std::mem::size_of_val(&cbuf));
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    let n = cvt_size(unsafe {
-        libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT)
-    })?;
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = rustix::net::recvmsg(
+        fd,
+        &mut [io::IoSliceMut::new(buf)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+    )?;
     let mut received = Vec::new();
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                let header = libc::CMSG_LEN(0) as usize;
-                let count = ((*cmsg).cmsg_len as usize - header) / std::mem::size_of::<RawFd>();
-                for i in 0..count {
-                    received.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            received.extend(fds);
         }
     }
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+    if msg.flags.contains(ReturnFlags::CTRUNC) {
         // The kernel could not install every passed descriptor (the rest are
         // closed). With room for MAX_FDS and a shepherd that sends at most
         // three, that means this process is out of descriptors.
@@ -136,97 +142,144 @@ pub(crate) fn recv_with_fds(
     for fd in received {
         fds_out.push(at_least(fd, FIRST_FREE_FD)?);
     }
-    Ok(n)
+    Ok(msg.bytes)
+}
+
+/// `posix_spawn` file actions, destroyed on drop.
+struct FileActions(libc::posix_spawn_file_actions_t);
+
+impl FileActions {
+    fn new() -> io::Result<Self> {
+        let mut raw = MaybeUninit::uninit();
+        // SAFETY: `init` fully initialises the object it is given.
+        spawn_result(unsafe { libc::posix_spawn_file_actions_init(raw.as_mut_ptr()) })?;
+        // SAFETY: initialised by the successful call above.
+        Ok(FileActions(unsafe { raw.assume_init() }))
+    }
+
+    fn dup2(&mut self, fd: RawFd, target: RawFd) -> io::Result<()> {
+        // SAFETY: `self.0` is initialised; the call copies its arguments.
+        spawn_result(unsafe { libc::posix_spawn_file_actions_adddup2(&mut self.0, fd, target) })
+    }
+
+    fn open(&mut self, target: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<()> {
+        // SAFETY: `self.0` is initialised; `path` is NUL-terminated and
+        // glibc copies it into the action.
+        spawn_result(unsafe {
+            libc::posix_spawn_file_actions_addopen(&mut self.0, target, path.as_ptr(), flags, 0)
+        })
+    }
+}
+
+impl Drop for FileActions {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `new`, destroyed exactly once.
+        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
+    }
+}
+
+/// `posix_spawn` attributes, destroyed on drop.
+struct SpawnAttr(libc::posix_spawnattr_t);
+
+impl SpawnAttr {
+    /// Attributes that give the new process an empty signal mask.
+    fn with_empty_sigmask() -> io::Result<Self> {
+        let mut raw = MaybeUninit::uninit();
+        // SAFETY: `init` fully initialises the object it is given.
+        spawn_result(unsafe { libc::posix_spawnattr_init(raw.as_mut_ptr()) })?;
+        // SAFETY: initialised by the successful call above; from here on the
+        // guard destroys it, whatever fails next.
+        let mut attr = SpawnAttr(unsafe { raw.assume_init() });
+        let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: `sigemptyset` initialises the set it is given.
+        unsafe { libc::sigemptyset(empty.as_mut_ptr()) };
+        // SAFETY: `attr.0` is initialised and `empty` was initialised above;
+        // the call copies the set.
+        spawn_result(unsafe { libc::posix_spawnattr_setsigmask(&mut attr.0, empty.as_ptr()) })?;
+        // SAFETY: `attr.0` is initialised.
+        spawn_result(unsafe {
+            libc::posix_spawnattr_setflags(&mut attr.0, libc::POSIX_SPAWN_SETSIGMASK as _)
+        })?;
+        Ok(attr)
+    }
+}
+
+impl Drop for SpawnAttr {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `with_empty_sigmask`, destroyed exactly once.
+        unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
+    }
 }
 
 /// Starts `program` (an executable path) with `control` as its fd 3,
 /// `/dev/null` as fds 0 and 1, our stderr as fd 2 (for `Stderr::Inherit` and
 /// its diagnostics; the shepherd puts `/dev/null` there if we have none),
-/// an empty signal mask;
-/// returns its pid. `program` must not name a descriptor numbered 0 to 3
-/// (`/proc/self/fd/N`): the file actions replace those before the exec. The shepherd
-/// must not hold our stdin or stdout open: a reader of our stdout would wait
-/// on it. `posix_spawn` is a
-/// vfork-style clone in glibc: it does not copy the caller's address space.
-pub(crate) fn spawn_shepherd(program: &CString, control: &OwnedFd) -> io::Result<libc::pid_t> {
+/// an empty signal mask and our environment; returns its pid. `program`
+/// must not name a descriptor numbered 0 to 3 (`/proc/self/fd/N`): the
+/// file actions replace those before the exec. The shepherd must not hold
+/// our stdin or stdout open: a reader of our stdout would wait on it.
+///
+/// `posix_spawn` is a vfork-style clone in glibc: it does not copy the
+/// caller's address space, which matters for a large owner.
+pub(crate) fn spawn_shepherd(program: &CStr, control: impl AsFd) -> io::Result<Pid> {
+    let control = control.as_fd();
     // dup2 onto itself would keep close-on-exec on some libcs: stay off fd 3.
     let moved;
     let mut control_fd = control.as_raw_fd();
     if control_fd == net_runner_proto::CONTROL_FD {
-        moved = unsafe {
-            OwnedFd::from_raw_fd(cvt(libc::fcntl(control_fd, libc::F_DUPFD_CLOEXEC, 10))?)
-        };
+        moved = rustix::io::fcntl_dupfd_cloexec(control, 10)?;
         control_fd = moved.as_raw_fd();
     }
-    let argv: [*mut libc::c_char; 2] = [program.as_ptr() as *mut _, std::ptr::null_mut()];
-    unsafe {
-        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
-        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
-        spawn_err(libc::posix_spawn_file_actions_init(&mut actions))?;
-        let result = (|| {
-            spawn_err(libc::posix_spawn_file_actions_adddup2(
-                &mut actions,
-                control_fd,
-                net_runner_proto::CONTROL_FD,
-            ))?;
-            for (fd, flags) in [(0, libc::O_RDONLY), (1, libc::O_WRONLY)] {
-                spawn_err(libc::posix_spawn_file_actions_addopen(
-                    &mut actions,
-                    fd,
-                    c"/dev/null".as_ptr(),
-                    flags,
-                    0,
-                ))?;
-            }
-            spawn_err(libc::posix_spawnattr_init(&mut attr))?;
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            spawn_err(libc::posix_spawnattr_setsigmask(&mut attr, &empty))?;
-            spawn_err(libc::posix_spawnattr_setflags(
-                &mut attr,
-                libc::POSIX_SPAWN_SETSIGMASK as libc::c_short,
-            ))?;
-            let mut pid = 0;
-            extern "C" {
-                static environ: *const *mut libc::c_char;
-            }
-            spawn_err(libc::posix_spawn(
-                &mut pid,
-                program.as_ptr(),
-                &actions,
-                &attr,
-                argv.as_ptr(),
-                environ,
-            ))?;
-            Ok(pid)
-        })();
-        libc::posix_spawn_file_actions_destroy(&mut actions);
-        libc::posix_spawnattr_destroy(&mut attr);
-        result
+    let mut actions = FileActions::new()?;
+    actions.dup2(control_fd, net_runner_proto::CONTROL_FD)?;
+    actions.open(0, c"/dev/null", libc::O_RDONLY)?;
+    actions.open(1, c"/dev/null", libc::O_WRONLY)?;
+    let attr = SpawnAttr::with_empty_sigmask()?;
+    let argv: [*mut libc::c_char; 2] = [program.as_ptr().cast_mut(), std::ptr::null_mut()];
+    extern "C" {
+        static environ: *const *mut libc::c_char;
+    }
+    let mut pid = 0;
+    // SAFETY: `program` and `argv` are NUL-terminated and outlive the call
+    // (posix_spawn returns after the exec or its failure); `actions` and
+    // `attr` are initialised; `environ` is the process environment, which
+    // std only modifies under its environment lock, and glibc's posix_spawn
+    // reads it before returning. `pid` is written on success.
+    spawn_result(unsafe {
+        libc::posix_spawn(
+            &mut pid,
+            program.as_ptr(),
+            &actions.0,
+            &attr.0,
+            argv.as_ptr(),
+            environ,
+        )
+    })?;
+    Pid::from_raw(pid).ok_or_else(|| io::Error::other("posix_spawn returned pid 0"))
+}
+
+/// `posix_spawn*` functions return the error number instead of setting errno.
+fn spawn_result(code: libc::c_int) -> io::Result<()> {
+    match code {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
     }
 }
 
-fn spawn_err(code: libc::c_int) -> io::Result<()> {
-    if code == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(code))
+/// `waitpid(pid, WNOHANG)`: `true` once the process is reaped (or is not
+/// our child, so that there is nothing left to wait for).
+pub(crate) fn try_reap(pid: Pid) -> bool {
+    match rustix::process::waitpid(Some(pid), WaitOptions::NOHANG) {
+        Ok(reaped) => reaped.is_some(),
+        Err(rustix::io::Errno::INTR) => false,
+        Err(_) => true,
     }
 }
 
-/// `waitpid(pid, WNOHANG)`: true once the process is reaped (or is not ours).
-pub(crate) fn try_reap(pid: libc::pid_t) -> bool {
-    let mut status = 0;
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-    r == pid || (r == -1 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
-}
-
-/// `pidfd_open(pid)`; `None` if the kernel has no pidfds (before 5.3) or
-/// the process is gone.
-pub(crate) fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })?;
-    at_least(fd, FIRST_FREE_FD).ok()
+/// `pidfd_open(pid)` (Linux 5.3+), above stdio.
+pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+    at_least(fd, FIRST_FREE_FD)
 }
 
 /// `PIDFD_SIGNAL_PROCESS_GROUP` from `<linux/pidfd.h>`.
@@ -234,12 +287,15 @@ const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
 
 /// Sends `signal` to the process group of the pidfd's process (Linux
 /// 6.9+; `EINVAL` before). The group is the kernel's pid object, so a
-/// recycled number cannot redirect the signal.
-pub(crate) fn pidfd_kill_group(pidfd: &OwnedFd, signal: libc::c_int) -> io::Result<()> {
+/// recycled number cannot redirect the signal. (rustix's
+/// `pidfd_send_signal` has no flags argument.)
+pub(crate) fn pidfd_kill_group(pidfd: impl AsFd, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain system call; the pidfd is borrowed for its duration and
+    // a null `siginfo` is allowed.
     let r = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
+            pidfd.as_fd().as_raw_fd(),
             signal,
             std::ptr::null::<libc::siginfo_t>(),
             PIDFD_SIGNAL_PROCESS_GROUP,

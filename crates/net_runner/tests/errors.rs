@@ -85,7 +85,7 @@ async fn huge_argument_is_e2big_not_a_panic() {
     let big = "x".repeat(1 << 20);
     match Command::new("true").arg(big).run().await {
         Err(Error::Spawn { stage, source, .. }) => {
-            assert_eq!(stage, "exec");
+            assert_eq!(stage, net_runner::SpawnStage::Exec);
             assert_eq!(source.raw_os_error(), Some(libc::E2BIG));
         }
         other => panic!("{other:?}"),

@@ -22,7 +22,7 @@ fn a_thousand_sequential_spawns_leak_nothing() {
             common::GUARD,
             || net_runner::prestarted_idle() == 1
         ));
-        let fds_before = common::fd_count();
+        let fds_before = common::settled_fd_count();
         for i in 0..1000 {
             let cmd = Command::new("sh").env(common::MARKER_VAR, &m);
             // Mix the ways a process can end: run to completion, spawn and

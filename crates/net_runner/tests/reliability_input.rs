@@ -22,7 +22,16 @@ fn errno(e: &Error) -> Option<i32> {
 async fn one_mebibyte_argument_is_e2big() {
     let r = Command::new("true").arg("x".repeat(1 << 20)).run().await;
     let e = r.unwrap_err();
-    assert!(matches!(e, Error::Spawn { stage: "exec", .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Spawn {
+                stage: net_runner::SpawnStage::Exec,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert_eq!(errno(&e), Some(libc::E2BIG));
     // The same in the environment.
     let e = Command::new("true")
@@ -50,7 +59,16 @@ async fn argument_larger_than_a_frame_is_e2big_too() {
         .run()
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Spawn { stage: "exec", .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Spawn {
+                stage: net_runner::SpawnStage::Exec,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert_eq!(errno(&e), Some(libc::E2BIG));
 }
 

@@ -82,14 +82,14 @@ fn helper_fd_layout() {
     }
     unsafe { libc::close(null) };
     if layout == "low_fd_limit" {
-        // A handful of descriptors free above those in use.
+        // A few descriptors free above those in use.
         let highest = (0..100).filter(|&fd| is_open(fd)).max().unwrap();
         let mut lim = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
         unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-        lim.rlim_cur = highest as u64 + 8;
+        lim.rlim_cur = highest as u64 + 16;
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
     }
     rt.block_on(async {

@@ -171,6 +171,16 @@ pub fn assert_only_standard_fds(pid: i32) {
     );
 }
 
+/// The fd count once no shepherd is waiting to be reaped (the reaper
+/// holds a pidfd for each until then).
+pub fn settled_fd_count() -> usize {
+    assert!(
+        eventually(GUARD, || net_runner::pending_reaps() == 0),
+        "shepherds never reaped"
+    );
+    fd_count()
+}
+
 /// Number of open fds of this process.
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
