@@ -9,10 +9,23 @@
 //!
 //! Single-threaded, one `poll` loop, never blocked on anything but `poll`.
 //!
-//! System calls go through rustix; what rustix lacks is in `sys`.
+//! System calls go through rustix; what rustix lacks is in `sys`, the only
+//! module allowed `unsafe`.
+
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(unreachable_pub)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "netrunner-shepherd runs on Linux only: it needs signalfd, child subreapers, \
+     PR_SET_PDEATHSIG, /proc and clone(CLONE_VM | CLONE_VFORK)"
+);
 
 mod child;
 mod control;
+#[allow(unsafe_code)]
 mod sys;
 mod tree;
 
