@@ -64,8 +64,9 @@ fn run() -> io::Result<()> {
     };
     let control_fd = sys::claim_inherited(CONTROL_FD).map_err(|e| no_control(e.into()))?;
     let mut control = Control::new(control_fd).map_err(no_control)?;
-    // Descendants that escape the process group come back to us.
-    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    // Descendants that escape the process group come back to us. Without
+    // it they could outlive the owner: reported at the spawn below.
+    let subreaper = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
     // Ignored signals stay ignored across exec: drop whatever the owner
     // ignored (Rust ignores SIGPIPE, nohup SIGHUP), so the child only has
     // to undo our own list below.
@@ -85,6 +86,12 @@ fn run() -> io::Result<()> {
         return Ok(()); // the owner left before asking for anything
     };
     control.queue(&FromShepherd::hello());
+    if let Err(e) = subreaper {
+        return refuse(
+            &mut control,
+            format!("cannot become a child subreaper (prctl: {e}): escaped descendants could not be cleaned up"),
+        );
+    }
     if req.pty.is_some() {
         return refuse(
             &mut control,
