@@ -27,6 +27,8 @@ mod child;
 mod control;
 #[allow(unsafe_code)]
 mod sys;
+#[cfg(test)]
+mod tests;
 mod tree;
 
 use std::io;
