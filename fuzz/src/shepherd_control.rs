@@ -7,7 +7,8 @@
 //! `main.rs`, which signals and forks) is not linked here; its reader is,
 //! and the handshake rules are mirrored in `lib.rs`.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 
 use crate::control::{Control, Input};
 
@@ -19,24 +20,15 @@ const WRITE_MAX: usize = 32 * 1024;
 /// shepherd's `Control` read what arrived; then hangs up. Stops at the
 /// first error or hang-up, as the shepherd does. Returns what it read.
 pub fn through_shepherd(chunks: &[&[u8]]) -> Vec<Input> {
-    let mut fds = [0; 2];
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    assert_eq!(r, 0, "socketpair: {}", std::io::Error::last_os_error());
-    let (shepherd_end, owner_end) = (fds[0], fds[1]);
-    let mut control = Control::from_inherited(shepherd_end).expect("a socket");
+    let (shepherd_end, owner) = UnixStream::pair().expect("socketpair");
+    let owner_end = owner.as_raw_fd();
+    let mut control = Control::new(OwnedFd::from(shepherd_end)).expect("a socket");
     let mut inputs = Vec::new();
     let stopped = |inputs: &Vec<Input>| inputs.iter().any(|i| !matches!(i, Some(Ok(_))));
     'feed: for chunk in chunks {
         for piece in chunk.chunks(WRITE_MAX) {
             write_all(owner_end, piece);
-            while readable(shepherd_end) {
+            while readable(control.fd().as_raw_fd()) {
                 inputs.extend(control.read_frames());
                 if stopped(&inputs) {
                     break 'feed;
@@ -44,11 +36,11 @@ pub fn through_shepherd(chunks: &[&[u8]]) -> Vec<Input> {
             }
         }
     }
-    unsafe { libc::close(owner_end) };
+    drop(owner);
     while !stopped(&inputs) {
         inputs.extend(control.read_frames());
     }
-    unsafe { libc::close(shepherd_end) };
+    drop(control);
     // One read may complete frames past the first bad message; the
     // shepherd stops listening at that message.
     if let Some(i) = inputs.iter().position(|i| !matches!(i, Some(Ok(_)))) {

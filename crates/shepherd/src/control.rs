@@ -1,31 +1,36 @@
 //! The shepherd's end of the control socket.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use net_runner_proto::{DecodeError, FrameDecoder, FromShepherd, ToShepherd};
+use rustix::event::{PollFd, PollFlags};
+use rustix::fs::FileType;
+use rustix::io::{retry_on_intr, FdFlags};
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use crate::sys;
 
 /// One decoded input: `None` is the owner hanging up.
-pub type Input = Option<Result<ToShepherd, DecodeError>>;
+pub(crate) type Input = Option<Result<ToShepherd, DecodeError>>;
 
-pub struct Control {
-    fd: RawFd,
+pub(crate) struct Control {
+    fd: OwnedFd,
     decoder: FrameDecoder,
     out: Vec<u8>,
 }
 
 impl Control {
-    /// Takes over the inherited socket at `fd` and marks it close-on-exec so
-    /// the child never holds the owner's channel open.
-    pub fn from_inherited(fd: RawFd) -> io::Result<Self> {
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        sys::cvt(unsafe { libc::fstat(fd, &mut st) })?;
-        if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+    /// Takes over the socket `fd` and marks it close-on-exec so the child
+    /// never holds the owner's channel open.
+    pub(crate) fn new(fd: OwnedFd) -> io::Result<Self> {
+        let st = rustix::fs::fstat(&fd)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a socket"));
         }
-        sys::cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+        rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC)?;
         Ok(Control {
             fd,
             decoder: FrameDecoder::new(),
@@ -33,35 +38,27 @@ impl Control {
         })
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.fd
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// Blocks until at least one input is available. While waiting (an
     /// idle, pre-started shepherd), a SIGTERM on `sigfd` counts as the owner
     /// gone: it must not stay pending and hit the next request's child.
-    pub fn wait_frames(&mut self, sigfd: RawFd) -> io::Result<Vec<Input>> {
+    pub(crate) fn wait_frames(&mut self, sigfd: BorrowedFd<'_>) -> io::Result<Vec<Input>> {
         loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: sigfd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            sys::retry(|| sys::cvt(unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) }))?;
-            if fds[1].revents != 0 {
-                let signals = sys::drain_signalfd_raw(sigfd);
-                if signals.contains(&(libc::SIGTERM as u32)) {
-                    return Ok(vec![None]);
-                }
+            let (control, signal) = {
+                let mut fds = [
+                    PollFd::new(&self.fd, PollFlags::IN),
+                    PollFd::from_borrowed_fd(sigfd, PollFlags::IN),
+                ];
+                retry_on_intr(|| rustix::event::poll(&mut fds, None))?;
+                (!fds[0].revents().is_empty(), !fds[1].revents().is_empty())
+            };
+            if signal && sys::read_signals(sigfd).contains(&(libc::SIGTERM as u32)) {
+                return Ok(vec![None]);
             }
-            if fds[0].revents != 0 {
+            if control {
                 let inputs = self.read_frames();
                 if !inputs.is_empty() {
                     return Ok(inputs);
@@ -72,9 +69,9 @@ impl Control {
 
     /// One read (the socket is readable) and every whole frame it completed.
     /// A read error counts as hang-up: either way the owner cannot talk to us.
-    pub fn read_frames(&mut self) -> Vec<Input> {
+    pub(crate) fn read_frames(&mut self) -> Vec<Input> {
         let mut buf = [0u8; 16 * 1024];
-        let n = match sys::read(self.fd, &mut buf) {
+        let n = match retry_on_intr(|| rustix::io::read(&self.fd, &mut buf)) {
             Ok(0) | Err(_) => return vec![None],
             Ok(n) => n,
         };
@@ -93,13 +90,40 @@ impl Control {
     }
 
     /// Adds a message to the outgoing buffer.
-    pub fn queue(&mut self, msg: &FromShepherd) {
+    pub(crate) fn queue(&mut self, msg: &FromShepherd) {
         msg.encode(&mut self.out);
     }
 
-    /// Sends everything queued, with `fds` attached.
-    pub fn flush(&mut self, fds: &[RawFd]) -> io::Result<()> {
+    /// Sends everything queued, with `fds` attached to its first byte.
+    pub(crate) fn flush(&mut self, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
         let out = std::mem::take(&mut self.out);
-        sys::send_all(self.fd, &out, fds)
+        send_all(&self.fd, &out, fds)
     }
+}
+
+/// Sends all of `data` on a socket, with `fds` attached to the first byte by
+/// `SCM_RIGHTS`. `MSG_NOSIGNAL`: a vanished owner is an `EPIPE`, not a signal.
+fn send_all(sock: impl AsFd, mut data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let mut space = Vec::new();
+    if !fds.is_empty() {
+        space.resize(
+            rustix::cmsg_space!(ScmRights(fds.len())),
+            MaybeUninit::uninit(),
+        );
+    }
+    let mut rights = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !rights.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many fds"));
+    }
+    let mut none = SendAncillaryBuffer::default();
+    let mut first = true;
+    while !data.is_empty() {
+        let control = if first { &mut rights } else { &mut none };
+        let n = retry_on_intr(|| {
+            rustix::net::sendmsg(&sock, &[IoSlice::new(data)], control, SendFlags::NOSIGNAL)
+        })?;
+        first = false;
+        data = &data[n..];
+    }
+    Ok(())
 }

@@ -8,21 +8,42 @@
 //! everything and exits.
 //!
 //! Single-threaded, one `poll` loop, never blocked on anything but `poll`.
+//!
+//! System calls go through rustix; what rustix lacks is in `sys`, the only
+//! module allowed `unsafe`.
+
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(unreachable_pub)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "netrunner-shepherd runs on Linux only: it needs signalfd, child subreapers, \
+     PR_SET_PDEATHSIG, /proc and clone(CLONE_VM | CLONE_VFORK)"
+);
 
 mod child;
 mod control;
+#[allow(unsafe_code)]
 mod sys;
+#[cfg(test)]
+mod tests;
 mod tree;
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use net_runner_proto::{
     check_version, ExitReport, FromShepherd, SpawnRequest, ToShepherd, CONTROL_FD,
 };
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::{retry_on_intr, Errno};
+use rustix::process::{Pid, Signal};
 
 use control::Control;
+use sys::Disposition;
 
 fn main() {
     match run() {
@@ -35,43 +56,49 @@ fn main() {
 }
 
 fn run() -> io::Result<()> {
-    ensure_std_fds();
-    close_inherited_fds();
-    let mut control = Control::from_inherited(CONTROL_FD).map_err(|e| {
+    // fds 0-2 are open: std opens /dev/null on any that is closed before
+    // `main`, so no pipe we create lands on them.
+    let no_control = |e: io::Error| {
         io::Error::new(
             e.kind(),
             format!("no control socket on fd {CONTROL_FD} ({e}); this program is started by the net_runner library"),
         )
-    })?;
-    unsafe {
-        // Descendants that escape the process group come back to us.
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
-        // Ignored signals stay ignored across exec: drop whatever the owner
-        // ignored (Rust ignores SIGPIPE, nohup SIGHUP), so the child only
-        // has to undo our own list below.
-        for sig in 1..=64 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                sys::reset_signal(sig);
-            }
+    };
+    let control_fd = sys::claim_inherited(CONTROL_FD).map_err(|e| no_control(e.into()))?;
+    let mut control = Control::new(control_fd).map_err(no_control)?;
+    // Descendants that escape the process group come back to us. Without
+    // it they could outlive the owner: reported at the spawn below.
+    let subreaper = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    // Ignored signals stay ignored across exec: drop whatever the owner
+    // ignored (Rust ignores SIGPIPE, nohup SIGHUP), so the child only has
+    // to undo our own list below.
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            sys::reset_signal_raw(sig)?;
         }
-        // Terminal signals meant for the owner's group must not kill the
-        // shepherd: without it, nothing would clean up the child.
-        for &sig in child::SHEPHERD_IGNORES {
-            libc::signal(sig, libc::SIG_IGN);
-        }
+    }
+    // Terminal signals meant for the owner's group must not kill the
+    // shepherd: without it, nothing would clean up the child.
+    for &sig in child::SHEPHERD_IGNORES {
+        sys::set_disposition(sig, Disposition::Ignore)?;
     }
     let sigfd = sys::signalfd(&[libc::SIGCHLD, libc::SIGTERM])?;
 
-    let Some(req) = read_spawn_request(&mut control, sigfd.as_raw_fd())? else {
+    let Some(req) = read_spawn_request(&mut control, &sigfd)? else {
         return Ok(()); // the owner left before asking for anything
     };
     control.queue(&FromShepherd::hello());
+    if let Err(e) = subreaper {
+        return refuse(
+            &mut control,
+            format!("cannot become a child subreaper (prctl: {e}): escaped descendants could not be cleaned up"),
+        );
+    }
     if req.pty.is_some() {
-        control.queue(&FromShepherd::Error {
-            message: "PTY mode is not supported by this shepherd yet".into(),
-        });
-        let _ = control.flush(&[]);
-        return Ok(());
+        return refuse(
+            &mut control,
+            "PTY mode is not supported by this shepherd yet".into(),
+        );
     }
     let started = match child::start(&req) {
         Ok(s) => s,
@@ -98,47 +125,19 @@ fn run() -> io::Result<()> {
     shepherd.run()
 }
 
-/// Makes sure fds 0–2 are open, so that no pipe we create lands on them.
-fn ensure_std_fds() {
-    for fd in 0..3 {
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-            let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
-            if null >= 0 && null != fd {
-                unsafe {
-                    libc::dup2(null, fd);
-                    libc::close(null);
-                }
-            }
-        }
-    }
-}
-
-/// Closes every descriptor above the control socket: whatever the owner
-/// leaked without close-on-exec (a jobserver pipe, a stray file) must not
-/// reach the child, where it could hold someone's pipe open forever.
-fn close_inherited_fds() {
-    let first = (CONTROL_FD + 1) as libc::c_uint;
-    if unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) } == 0 {
-        return;
-    }
-    // Kernels before 5.9: close what /proc lists.
-    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-        let fds: Vec<i32> = dir
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .filter(|&fd| fd > CONTROL_FD)
-            .collect();
-        for fd in fds {
-            unsafe { libc::close(fd) };
-        }
-    }
+/// Answers the spawn request with an `Error` frame and ends the shepherd.
+fn refuse(control: &mut Control, message: String) -> io::Result<()> {
+    control.queue(&FromShepherd::Error { message });
+    let _ = control.flush(&[]);
+    Ok(())
 }
 
 /// Reads frames until `Hello` and `Spawn` have arrived. `Ok(None)` if the
 /// owner hung up first.
-fn read_spawn_request(control: &mut Control, sigfd: i32) -> io::Result<Option<SpawnRequest>> {
+fn read_spawn_request(control: &mut Control, sigfd: &OwnedFd) -> io::Result<Option<SpawnRequest>> {
     let mut hello = false;
     loop {
-        for msg in control.wait_frames(sigfd)? {
+        for msg in control.wait_frames(sigfd.as_fd())? {
             match msg {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
@@ -173,14 +172,14 @@ struct Shepherd {
     control: Control,
     sigfd: OwnedFd,
     /// The child's pid, which is also its process group id.
-    pid: libc::pid_t,
+    pid: Pid,
     exit: Option<ExitReport>,
     exit_sent: bool,
     owner_gone: bool,
     /// When SIGTERM was sent: the moment to SIGKILL what is left.
     deadline: Option<Instant>,
     /// Children already sent SIGTERM by `terminate`.
-    terminated: Vec<libc::pid_t>,
+    terminated: Vec<Pid>,
     kill_timeout: Duration,
     kill_leftovers: bool,
 }
@@ -221,42 +220,33 @@ impl Shepherd {
     }
 
     fn poll(&self) -> io::Result<Ready> {
-        let mut fds = Vec::with_capacity(3);
-        let mut slot = |fd: i32| {
-            fds.push(libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-            fds.len() - 1
-        };
-        let sig = slot(self.sigfd.as_raw_fd());
-        let control = (!self.owner_gone).then(|| slot(self.control.fd()));
+        let mut fds = [
+            PollFd::new(&self.sigfd, PollFlags::IN),
+            PollFd::from_borrowed_fd(self.control.fd(), PollFlags::IN),
+        ];
+        let watched = if self.owner_gone { 1 } else { 2 };
         // While terminating, wake at least every 50 ms: an adoption (a
         // grandchild whose parent died) sends us no signal of its own.
-        let timeout = match self.deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                left.min(ADOPTION_CHECK).as_millis() as i32 + 1
+        let timeout = self.deadline.map(|d| {
+            let left = d.saturating_duration_since(Instant::now());
+            let ms = left.min(ADOPTION_CHECK).as_millis() as i64 + 1;
+            Timespec {
+                tv_sec: 0,
+                tv_nsec: ms * 1_000_000,
             }
-        };
-        sys::retry(|| {
-            sys::cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) })
-        })?;
-        let hit = |i: Option<usize>| i.is_some_and(|i| fds[i].revents != 0);
-        Ok(Ready {
-            signal: hit(Some(sig)),
-            control: hit(control),
-        })
+        });
+        retry_on_intr(|| rustix::event::poll(&mut fds[..watched], timeout.as_ref()))?;
+        // An unwatched slot keeps empty revents.
+        let [signal, control] = fds.map(|f| !f.revents().is_empty());
+        Ok(Ready { signal, control })
     }
 
     /// Sends `Spawned` with the library's ends of the pipes, then closes
     /// them here: we keep no copy, so EOF and close are the library's.
     fn send_spawned(&mut self, library_fds: Vec<OwnedFd>) {
-        let fds: Vec<i32> = library_fds.iter().map(|f| f.as_raw_fd()).collect();
+        let fds: Vec<_> = library_fds.iter().map(|f| f.as_fd()).collect();
         self.control.queue(&FromShepherd::Spawned {
-            pid: self.pid,
+            pid: self.pid.as_raw_pid(),
             fds: fds.len() as u8,
         });
         if self.control.flush(&fds).is_err() {
@@ -266,7 +256,7 @@ impl Shepherd {
     }
 
     fn on_signals(&mut self) {
-        let signals = sys::drain_signalfd(&self.sigfd);
+        let signals = sys::read_signals(&self.sigfd);
         if signals.contains(&(libc::SIGTERM as u32)) {
             // Someone asks the shepherd itself to stop: clean up the tree.
             self.terminate();
@@ -287,8 +277,10 @@ impl Shepherd {
                 }
                 Some(Ok(ToShepherd::Signal { signal })) => {
                     if self.exit.is_none() {
-                        if let Err(e) = sys::kill(-self.pid, signal) {
-                            self.reply_error(format!("signal {signal}: {e}"));
+                        match sys::kill_process_group_raw(self.pid, signal) {
+                            // Nobody left in the group: the exit report is on its way.
+                            Ok(()) | Err(Errno::SRCH) => {}
+                            Err(e) => self.reply_error(format!("signal {signal}: {e}")),
                         }
                     }
                 }
@@ -319,9 +311,9 @@ impl Shepherd {
             // One snapshot, so that a child adopted meanwhile is not
             // recorded as signalled without having been.
             let children = tree::children();
-            tree::signal_group_and(self.pid, &children, libc::SIGTERM);
+            tree::signal_group_and(self.pid, &children, Signal::TERM);
             // A stopped process only sees SIGTERM once continued.
-            tree::signal_group_and(self.pid, &children, libc::SIGCONT);
+            tree::signal_group_and(self.pid, &children, Signal::CONT);
             self.terminated = children;
             self.deadline = Some(Instant::now() + self.kill_timeout);
         }
@@ -337,8 +329,8 @@ impl Shepherd {
         }
         for pid in tree::children() {
             if !self.terminated.contains(&pid) {
-                let _ = sys::kill(pid, libc::SIGTERM);
-                let _ = sys::kill(pid, libc::SIGCONT);
+                let _ = rustix::process::kill_process(pid, Signal::TERM);
+                let _ = rustix::process::kill_process(pid, Signal::CONT);
                 self.terminated.push(pid);
             }
         }

@@ -1,180 +1,492 @@
-//! Thin wrappers over the libc calls the shepherd makes, returning `io::Result`.
+//! The system calls rustix does not offer safely, in rustix's shape
+//! (`impl AsFd`/`BorrowedFd` in; `OwnedFd` and `rustix::io::Result` out).
+//! This is the only module of the shepherd with `unsafe`.
+//!
+//! Here: claiming the inherited control socket and closing the rest
+//! (`close_range`), signal dispositions and masks (`sigaction`, the raw
+//! `rt_sigaction`, `signalfd`), `kill` with a raw signal number, `wait4`
+//! with its resource usage, and the vfork-style spawn with its child side.
+//! Everything else the shepherd calls through rustix directly.
 
+use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Turns a `-1` return into the current `errno`.
-pub fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+use libc::c_int;
+use net_runner_proto::SpawnStage;
+use rustix::fs::{Mode, OFlags};
+use rustix::io::{Errno, FdFlags, Result};
+use rustix::process::{Pid, Signal, WaitOptions};
+
+/// The current `errno`, read right after a libc call that failed (`EIO`
+/// should it be 0: `Errno` cannot hold that).
+fn last_errno() -> Errno {
+    match io::Error::last_os_error().raw_os_error() {
+        Some(e) if e > 0 && e < 4096 => Errno::from_raw_os_error(e),
+        _ => Errno::IO,
+    }
+}
+
+/// Turns a libc `-1` return into the current `errno`.
+fn cvt(ret: c_int) -> Result<c_int> {
     if ret == -1 {
-        Err(io::Error::last_os_error())
+        Err(last_errno())
     } else {
         Ok(ret)
     }
 }
 
-/// Retries a call interrupted by a signal.
-pub fn retry<T, F: FnMut() -> io::Result<T>>(mut f: F) -> io::Result<T> {
-    loop {
-        match f() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
+// ---------------------------------------------------------------------------
+// Inherited descriptors
+
+/// Closes every descriptor above `keep` (whatever the owner leaked without
+/// close-on-exec: a jobserver pipe, a stray file, which must not reach the
+/// child) and takes ownership of `keep`, which must be open.
+///
+/// Meant as the first thing `main` does, before anything opens a
+/// descriptor of its own. Only the first call claims; later ones fail with
+/// `EBUSY`, so `keep` never gets two owners.
+pub(crate) fn claim_inherited(keep: RawFd) -> Result<OwnedFd> {
+    static CLAIMED: AtomicBool = AtomicBool::new(false);
+    if CLAIMED.swap(true, Ordering::SeqCst) {
+        return Err(Errno::BUSY);
+    }
+    close_above(keep);
+    // SAFETY: F_GETFD on a plain descriptor number only reads its flags;
+    // a closed number fails with EBADF.
+    cvt(unsafe { libc::fcntl(keep, libc::F_GETFD) })?;
+    // SAFETY: `keep` is open (checked above) and owned by nothing else in
+    // this process: it was inherited, nothing has claimed it yet (CLAIMED),
+    // and nothing opened it since start (the caller's contract).
+    Ok(unsafe { OwnedFd::from_raw_fd(keep) })
+}
+
+/// Closes every descriptor above `keep`.
+fn close_above(keep: RawFd) {
+    let first = (keep + 1) as libc::c_uint;
+    // SAFETY: close_range takes plain numbers and only closes descriptors;
+    // those above `keep` belong to no Rust object yet (see claim_inherited).
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) };
+    if ret == 0 {
+        return;
+    }
+    // Kernels before 5.9: close what /proc lists. The listing's own
+    // descriptor is closed by the time we close (EBADF, harmless).
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let fds: Vec<RawFd> = dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|&fd| fd > keep)
+            .collect();
+        for fd in fds {
+            // SAFETY: as for close_range above.
+            unsafe { libc::close(fd) };
         }
     }
 }
 
-/// `pipe2(O_CLOEXEC)`: returns `(read end, write end)`.
-pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+// ---------------------------------------------------------------------------
+// Signals
+
+/// What a signal does when it arrives, for the dispositions we set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    Default,
+    Ignore,
 }
 
-/// Asks the kernel for a larger pipe buffer; failure (over the per-user limit)
-/// is harmless, the pipe keeps its default size.
-pub fn grow_pipe(fd: &OwnedFd, size: u32) {
-    if size > 0 {
-        let _ = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) };
-    }
-}
-
-pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    retry(|| {
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
-    })
-}
-
-/// Sends all of `data` on a socket, with `fds` attached to the first byte by
-/// `SCM_RIGHTS`. `MSG_NOSIGNAL`: a vanished owner is an `EPIPE`, not a signal.
-pub fn send_all(sock: RawFd, mut data: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    let mut first = true;
-    while !data.is_empty() {
-        let mut iov = libc::iovec {
-            iov_base: data.as_ptr() as *mut libc::c_void,
-            iov_len: data.len(),
-        };
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        let space =
-            unsafe { libc::CMSG_SPACE(std::mem::size_of_val(fds) as libc::c_uint) } as usize;
-        // u64 storage keeps the control buffer aligned for cmsghdr.
-        let mut cbuf = vec![0u64; space.div_ceil(8)];
-        if first && !fds.is_empty() {
-            msg.msg_control = cbuf.as_mut_ptr().cast();
-            msg.msg_controllen = space as _;
-            unsafe {
-                let cmsg = libc::CMSG_FIRSTHDR(&msg);
-                (*cmsg).cmsg_level = libc::SOL_SOCKET;
-                (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as libc::c_uint) as _;
-                std::ptr::copy_nonoverlapping(
-                    fds.as_ptr(),
-                    libc::CMSG_DATA(cmsg).cast::<RawFd>(),
-                    fds.len(),
-                );
-            }
-        }
-        let n = retry(|| {
-            let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        })?;
-        first = false;
-        data = &data[n..];
+/// Sets `signal`'s disposition with libc's `sigaction`. glibc refuses the
+/// signals it reserves (32 and 33) with `EINVAL`: see
+/// [`reset_signal_raw`] for those.
+///
+/// Safe in the vfork child: glibc's `sigaction` only fills in the kernel's
+/// structure on the stack and makes the system call (its own `posix_spawn`
+/// child does the same); it may set `errno`, which the suspended parent
+/// does not read across the clone.
+pub(crate) fn set_disposition(signal: c_int, disposition: Disposition) -> Result<()> {
+    let handler = match disposition {
+        Disposition::Default => libc::SIG_DFL,
+        Disposition::Ignore => libc::SIG_IGN,
+    };
+    let mut action = MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a zeroed `sigaction` is valid (no handler, no flags, and
+    // sa_mask is emptied below); we write its fields through a raw pointer
+    // into that memory, then pass it to sigaction, which only reads it.
+    unsafe {
+        let act = action.as_mut_ptr();
+        (*act).sa_sigaction = handler;
+        libc::sigemptyset(&mut (*act).sa_mask);
+        cvt(libc::sigaction(signal, act, std::ptr::null_mut()))?;
     }
     Ok(())
 }
 
-/// Blocks `signals` for this thread and returns a signalfd that reports them.
-pub fn signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for &s in signals {
-            libc::sigaddset(&mut set, s);
-        }
-        cvt(libc::sigprocmask(
-            libc::SIG_BLOCK,
-            &set,
-            std::ptr::null_mut(),
-        ))?;
-        let fd = cvt(libc::signalfd(
-            -1,
-            &set,
-            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
-        ))?;
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
-}
-
-/// Drains a signalfd; returns the signal numbers read.
-pub fn drain_signalfd(fd: &OwnedFd) -> Vec<u32> {
-    drain_signalfd_raw(fd.as_raw_fd())
-}
-
-/// [`drain_signalfd`] on a raw descriptor.
-pub fn drain_signalfd_raw(fd: RawFd) -> Vec<u32> {
-    let mut out = Vec::new();
-    loop {
-        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        let n = unsafe { libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
-        if n as usize != size {
-            return out;
-        }
-        out.push(info.ssi_signo);
-    }
-}
-
-/// `kill(2)`; `ESRCH` (nobody left) counts as success.
-pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
-    match cvt(unsafe { libc::kill(pid, signal) }) {
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-        other => other.map(drop),
-    }
-}
-
-/// Current `errno` as an `i32`.
-pub fn errno() -> i32 {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
-
-/// Resets `signal` to its default action with the raw system call: glibc's
-/// `signal()` refuses the real-time signals it reserves for itself (32 and
-/// 33), which an ancestor may still have left ignored, and ignored signals
-/// survive exec.
-pub fn reset_signal(signal: libc::c_int) {
-    // The kernel's `struct sigaction` (x86_64 and the generic layout).
-    #[repr(C)]
-    struct KernelSigaction {
-        handler: usize,
-        flags: libc::c_ulong,
-        restorer: usize,
-        mask: u64,
-    }
-    let default = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    unsafe {
+/// Resets `signal` to its default action with the raw `rt_sigaction`
+/// system call, which also reaches the signals glibc reserves (32 and 33):
+/// an ancestor may have left them ignored, and ignored signals survive
+/// exec.
+///
+/// No per-arch struct layout is needed: with `SIG_DFL` (0), no flags, no
+/// restorer and an empty mask the kernel's `struct sigaction` is all zero
+/// bytes whatever its field order. What does differ per arch is listed
+/// below: the sigset size (`_NSIG / 8`, 16 on MIPS), the argument list
+/// (SPARC and Alpha pass a restorer too) and the struct's size (at most 32
+/// bytes on the listed ones).
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "riscv64",
+    target_arch = "loongarch64",
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "s390x",
+))]
+pub(crate) fn reset_signal_raw(signal: c_int) -> Result<()> {
+    const KERNEL_SIGSET_SIZE: usize = 8;
+    let default = [0u64; 4];
+    // SAFETY: `default` is a readable, zeroed buffer at least as large as
+    // the kernel's `struct sigaction` on this arch (see above), the old
+    // action is not asked for (null), and the sigset size matches the
+    // kernel's: the call only reads our buffer.
+    let ret = unsafe {
         libc::syscall(
             libc::SYS_rt_sigaction,
             signal,
-            &default as *const KernelSigaction,
-            std::ptr::null_mut::<KernelSigaction>(),
-            std::mem::size_of::<u64>(),
-        );
+            default.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            KERNEL_SIGSET_SIZE,
+        )
+    };
+    if ret == -1 {
+        Err(last_errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// On the other arches: libc's `sigaction`, which leaves glibc's reserved
+/// signals as inherited.
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "riscv64",
+    target_arch = "loongarch64",
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "s390x",
+)))]
+pub(crate) fn reset_signal_raw(signal: c_int) -> Result<()> {
+    match set_disposition(signal, Disposition::Default) {
+        Err(Errno::INVAL) => Ok(()),
+        other => other,
+    }
+}
+
+/// A signal set holding `signals` (all of them with `full`).
+fn sigset(signals: &[c_int], full: bool) -> Result<libc::sigset_t> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset/sigfillset initialise the whole set they are
+    // given; sigaddset only writes inside the initialised set.
+    unsafe {
+        if full {
+            cvt(libc::sigfillset(set.as_mut_ptr()))?;
+        } else {
+            cvt(libc::sigemptyset(set.as_mut_ptr()))?;
+        }
+        for &s in signals {
+            cvt(libc::sigaddset(set.as_mut_ptr(), s))?;
+        }
+        Ok(set.assume_init())
+    }
+}
+
+/// `sigprocmask`: sets this thread's signal mask, returns the old one.
+fn set_sigmask(how: c_int, set: &libc::sigset_t) -> Result<libc::sigset_t> {
+    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: `set` is a valid set; the kernel fills in `old` in full when
+    // the call succeeds, and only then do we read it.
+    unsafe {
+        cvt(libc::sigprocmask(how, set, old.as_mut_ptr()))?;
+        Ok(old.assume_init())
+    }
+}
+
+/// Blocks `signals` for this thread and returns a signalfd (close-on-exec,
+/// non-blocking) that reports them.
+pub(crate) fn signalfd(signals: &[c_int]) -> Result<OwnedFd> {
+    let set = sigset(signals, false)?;
+    set_sigmask(libc::SIG_BLOCK, &set)?;
+    // SAFETY: `set` is a valid set that signalfd only reads; -1 asks for a
+    // new descriptor.
+    let fd = cvt(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+    // SAFETY: signalfd just returned this new descriptor: nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+const SIGINFO_SIZE: usize = std::mem::size_of::<libc::signalfd_siginfo>();
+// The signal number is the first field of what a signalfd read returns.
+const _: () = assert!(std::mem::offset_of!(libc::signalfd_siginfo, ssi_signo) == 0);
+
+/// Drains a non-blocking signalfd; returns the signal numbers read.
+pub(crate) fn read_signals(fd: impl AsFd) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut info = [0u8; SIGINFO_SIZE];
+    while let Ok(SIGINFO_SIZE) = rustix::io::read(fd.as_fd(), &mut info) {
+        let [a, b, c, d, ..] = info;
+        out.push(u32::from_ne_bytes([a, b, c, d]));
+    }
+    out
+}
+
+/// `kill(-pgid, signal)` with a raw signal number, as the library sends
+/// them: rustix's `Signal` names only the classic signals, not 0 or the
+/// real-time ones a child may expect.
+pub(crate) fn kill_process_group_raw(pgid: Pid, signal: c_int) -> Result<()> {
+    // SAFETY: kill takes plain numbers and touches no memory of ours.
+    cvt(unsafe { libc::kill(-pgid.as_raw_pid(), signal) }).map(drop)
+}
+
+// ---------------------------------------------------------------------------
+// Reaping
+
+/// `wait4`: rustix's `waitpid` has no resource usage. `pid: None` waits for
+/// any child. `Ok(None)` when `WNOHANG` finds nothing ready; the status is
+/// the raw one (`libc::WIFEXITED` and friends read it).
+pub(crate) fn wait4(
+    pid: Option<Pid>,
+    options: WaitOptions,
+) -> Result<Option<(Pid, c_int, libc::rusage)>> {
+    let mut status: c_int = 0;
+    let mut usage = MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: `status` and `usage` are writable and live across the call;
+    // the kernel fills in `usage` in full when it returns a pid.
+    let ret = unsafe {
+        libc::wait4(
+            pid.map_or(-1, Pid::as_raw_pid),
+            &mut status,
+            options.bits() as c_int,
+            usage.as_mut_ptr(),
+        )
+    };
+    let ret = cvt(ret)?;
+    match Pid::from_raw(ret) {
+        None => Ok(None),
+        // SAFETY: wait4 returned a pid, so it filled in `usage`.
+        Some(pid) => Ok(Some((pid, status, unsafe { usage.assume_init() }))),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Spawning
+
+/// Where one of the child's standard descriptors comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stdio<'a> {
+    /// Left as the shepherd has it.
+    Inherit,
+    /// This descriptor, duplicated onto the target.
+    From(BorrowedFd<'a>),
+    /// `/dev/null`, read-write.
+    Null,
+    /// A copy of the child's stdout (`2>&1`).
+    Stdout,
+}
+
+/// Everything the child needs, prepared by the parent: the child side only
+/// makes system calls.
+pub(crate) struct Exec<'a> {
+    /// For fds 0, 1, 2.
+    pub(crate) stdio: [Stdio<'a>; 3],
+    pub(crate) cwd: Option<&'a CStr>,
+    /// The paths to try in order (the `PATH` search, done by the parent).
+    pub(crate) candidates: &'a [CString],
+    pub(crate) argv: &'a [CString],
+    pub(crate) envp: &'a [CString],
+    /// Signals the shepherd ignores, restored to default in the child.
+    pub(crate) restore_default: &'a [c_int],
+}
+
+/// Why the child could not exec: the step and its `errno`.
+pub(crate) type SpawnError = (SpawnStage, i32);
+
+/// The memory the child shares with the suspended parent.
+struct Shared<'a> {
+    exec: &'a Exec<'a>,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    parent: Pid,
+    /// Written by the child if it cannot exec.
+    failure: Option<SpawnError>,
+}
+
+/// The child runs only system calls, no allocation: 64 KiB is plenty.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// Starts the child the way glibc's `posix_spawn` does:
+/// `clone(CLONE_VM | CLONE_VFORK)` on a stack of its own, so no page table
+/// is copied; when `clone` returns the child has either exec'd or written
+/// why it could not into our memory (then it has been reaped here). No
+/// status pipe, no extra wake-up.
+pub(crate) fn spawn(exec: &Exec<'_>) -> std::result::Result<Pid, SpawnError> {
+    let argv = null_terminated(exec.argv);
+    let envp = null_terminated(exec.envp);
+    let mut shared = Shared {
+        exec,
+        argv: &argv,
+        envp: &envp,
+        parent: rustix::process::getpid(),
+        failure: None,
+    };
+    let mut stack = vec![0u128; CHILD_STACK / 16];
+    let fork_failed = |e: Errno| (SpawnStage::Fork, e.raw_os_error());
+    // No handler of ours may run in the child on our memory: block
+    // everything; the child resets dispositions, then unblocks.
+    let all = sigset(&[], true).map_err(fork_failed)?;
+    let old = set_sigmask(libc::SIG_SETMASK, &all).map_err(fork_failed)?;
+    let top = stack.as_mut_ptr_range().end.cast::<libc::c_void>();
+    // SAFETY: `child_entry` runs on `stack` (ours, 16-byte aligned, its top
+    // passed as clone wants it), sharing our memory. CLONE_VFORK suspends
+    // this thread inside `clone` until the child execs or exits, so
+    // `shared`, `stack` and everything they borrow stay valid and untouched
+    // by us while the child uses them. All signals are blocked, so no
+    // handler runs in the child before it has reset dispositions.
+    let pid = unsafe {
+        libc::clone(
+            child_entry,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::addr_of_mut!(shared).cast(),
+        )
+    };
+    let clone_errno = (pid < 0).then(last_errno);
+    let _ = set_sigmask(libc::SIG_SETMASK, &old);
+    let Some(pid) = Pid::from_raw(pid) else {
+        return Err(fork_failed(clone_errno.unwrap_or(Errno::IO)));
+    };
+    // A plain read sees the child's write: `shared` escaped to `clone`
+    // through a raw pointer, so the compiler reloads it after the call.
+    if let Some(failure) = shared.failure {
+        let _ =
+            rustix::io::retry_on_intr(|| rustix::process::waitpid(Some(pid), WaitOptions::empty()));
+        return Err(failure);
+    }
+    Ok(pid)
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// The child's entry point: on its own stack, sharing the memory of the
+/// parent, which is suspended in `clone` meanwhile.
+///
+/// `extern "C"`: a panic cannot unwind out of it (it aborts), though
+/// nothing here panics.
+extern "C" fn child_entry(arg: *mut libc::c_void) -> c_int {
+    // SAFETY: `spawn` passed a pointer to its live `Shared` and stays
+    // suspended until we exec or exit: the `Shared` and all it borrows
+    // outlive every use here and nobody else touches it meanwhile.
+    let shared = unsafe { &mut *arg.cast::<Shared<'_>>() };
+    shared.failure = Some(child_exec(
+        shared.exec,
+        shared.argv,
+        shared.envp,
+        shared.parent,
+    ));
+    // SAFETY: `_exit` ends the child at once; unlike `exit` it runs no
+    // atexit handler and flushes no stdio buffer of the parent's.
+    unsafe { libc::_exit(127) }
+}
+
+/// The child side, run in the vfork child only. It shares the parent's
+/// memory and runs on a small stack without a guard page, so it must not
+/// allocate (the allocator's state is the parent's), must not panic, and
+/// leaves the parent's objects alone but for the failure it returns. Only
+/// system calls: rustix's (raw `syscall` instructions, no `errno`) and libc's
+/// async-signal-safe `sigaction`, `sigprocmask` and `execve`. Returns only
+/// on failure.
+fn child_exec(
+    exec: &Exec<'_>,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    parent: Pid,
+) -> SpawnError {
+    let setup = |e: Errno| (SpawnStage::Setup, e.raw_os_error());
+    if let Err(e) = child_setup(exec, parent) {
+        return setup(e);
+    }
+    if let Some(dir) = exec.cwd {
+        if let Err(e) = rustix::process::chdir(dir) {
+            return (SpawnStage::Chdir, e.raw_os_error());
+        }
+    }
+    // PATH search like execvp, but without its ENOEXEC-to-/bin/sh fallback:
+    // EACCES anywhere wins over ENOENT; any other error stops the search.
+    let mut result = libc::ENOENT;
+    for path in exec.candidates {
+        // SAFETY: `path` is a C string, `argv` and `envp` null-terminated
+        // arrays of C strings that `spawn` built from `exec`, all alive
+        // until we exec or exit; execve only reads them.
+        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        match last_errno().raw_os_error() {
+            libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG => {}
+            libc::EACCES => result = libc::EACCES,
+            other => return (SpawnStage::Exec, other),
+        }
+    }
+    (SpawnStage::Exec, result)
+}
+
+/// Group, parent-death signal, signals and stdio of the child.
+fn child_setup(exec: &Exec<'_>, parent: Pid) -> Result<()> {
+    rustix::process::setpgid(None, None)?;
+    // If the shepherd dies (even by SIGKILL) the child goes too; if it
+    // already died, the check below sees it.
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+    if rustix::process::getppid() != Some(parent) {
+        return Err(Errno::SRCH);
+    }
+    // The shepherd blocks and ignores signals; the program starts clean
+    // (dispositions first: until exec, handlers would run on our memory).
+    for &sig in exec.restore_default {
+        set_disposition(sig, Disposition::Default)?;
+    }
+    set_sigmask(libc::SIG_SETMASK, &sigset(&[], false)?)?;
+    for (target, stdio) in (0..).zip(exec.stdio) {
+        match stdio {
+            Stdio::Inherit => {}
+            Stdio::From(fd) => dup_onto(fd, target)?,
+            Stdio::Null => {
+                let null =
+                    rustix::fs::open(c"/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+                dup_onto(null.as_fd(), target)?;
+                // Closed by exec (close-on-exec), or it is `target` itself.
+                let _ = null.into_raw_fd();
+            }
+            Stdio::Stdout => dup_onto(rustix::stdio::stdout(), target)?,
+        }
+    }
+    Ok(())
+}
+
+/// `dup2(fd, target)` for a standard descriptor; when `fd` already is the
+/// target, only clears its close-on-exec flag.
+fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> Result<()> {
+    if fd.as_raw_fd() == target {
+        return rustix::io::fcntl_setfd(fd, FdFlags::empty());
+    }
+    match target {
+        0 => rustix::stdio::dup2_stdin(fd),
+        1 => rustix::stdio::dup2_stdout(fd),
+        _ => rustix::stdio::dup2_stderr(fd),
     }
 }

@@ -6,39 +6,40 @@
 //! therefore either a direct child of the shepherd or below one, and
 //! "`waitpid` says ECHILD" means "nothing of ours is left".
 
-use std::io;
-
 use net_runner_proto::{ExitReport, Termination};
+use rustix::io::retry_on_intr;
+use rustix::process::{Pid, Signal, WaitOptions};
 
 use crate::sys;
 
 /// Pids of the shepherd's direct children (descendants that escaped the
 /// process group with `setsid` but were re-parented here show up too).
-pub fn children() -> Vec<libc::pid_t> {
-    let me = std::process::id();
-    let path = format!("/proc/{me}/task/{me}/children");
+pub(crate) fn children() -> Vec<Pid> {
+    let me = rustix::process::getpid();
+    let path = format!("/proc/{0}/task/{0}/children", me.as_raw_pid());
     if let Ok(text) = std::fs::read_to_string(path) {
-        return text
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect();
+        return text.split_whitespace().filter_map(parse_pid).collect();
     }
-    children_by_scan(me as libc::pid_t)
+    children_by_scan(me)
+}
+
+fn parse_pid(s: &str) -> Option<Pid> {
+    Pid::from_raw(s.parse().ok()?)
 }
 
 /// Fallback when the kernel lacks `CONFIG_PROC_CHILDREN`: scan `/proc`.
-fn children_by_scan(me: libc::pid_t) -> Vec<libc::pid_t> {
+fn children_by_scan(me: Pid) -> Vec<Pid> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok())
+    dir.filter_map(|e| parse_pid(e.ok()?.file_name().to_str()?))
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_pid()))
                 .ok()
                 .and_then(|s| {
                     // Fields after the parenthesised command name: state, ppid.
                     let rest = &s[s.rfind(')')? + 2..];
-                    rest.split_whitespace().nth(1)?.parse::<libc::pid_t>().ok()
+                    parse_pid(rest.split_whitespace().nth(1)?)
                 })
                 == Some(me)
         })
@@ -46,34 +47,35 @@ fn children_by_scan(me: libc::pid_t) -> Vec<libc::pid_t> {
 }
 
 /// Sends `signal` to the process group and to every direct child.
-pub fn signal_all(pgid: libc::pid_t, signal: libc::c_int) {
+pub(crate) fn signal_all(pgid: Pid, signal: Signal) {
     signal_group_and(pgid, &children(), signal);
 }
 
 /// Sends `signal` to the process group and to each of `pids`.
-pub fn signal_group_and(pgid: libc::pid_t, pids: &[libc::pid_t], signal: libc::c_int) {
-    let _ = sys::kill(-pgid, signal);
+/// Failures are ignored: a process that is gone needs no signal.
+pub(crate) fn signal_group_and(pgid: Pid, pids: &[Pid], signal: Signal) {
+    let _ = rustix::process::kill_process_group(pgid, signal);
     for &pid in pids {
-        let _ = sys::kill(pid, signal);
+        let _ = rustix::process::kill_process(pid, signal);
     }
 }
 
 /// What one non-blocking reaping pass found.
-pub struct Reaped {
+pub(crate) struct Reaped {
     /// The main child's report, if it was reaped in this pass.
-    pub main: Option<ExitReport>,
+    pub(crate) main: Option<ExitReport>,
     /// No child of the shepherd is left.
-    pub none_left: bool,
+    pub(crate) none_left: bool,
 }
 
 /// Reaps every child that has exited, without blocking.
-pub fn reap_ready(main: libc::pid_t) -> Reaped {
+pub(crate) fn reap_ready(main: Pid) -> Reaped {
     let mut out = Reaped {
         main: None,
         none_left: false,
     };
     loop {
-        match wait_any(libc::WNOHANG) {
+        match wait_any(WaitOptions::NOHANG) {
             Ok(Some((pid, report))) => {
                 if pid == main {
                     out.main = Some(report);
@@ -90,11 +92,11 @@ pub fn reap_ready(main: libc::pid_t) -> Reaped {
 
 /// SIGKILLs the group and every child until nothing is left, reaping all.
 /// Returns the main child's report if it was reaped here.
-pub fn kill_and_reap_all(pgid: libc::pid_t, main: libc::pid_t) -> Option<ExitReport> {
+pub(crate) fn kill_and_reap_all(pgid: Pid, main: Pid) -> Option<ExitReport> {
     let mut main_report = None;
     loop {
-        signal_all(pgid, libc::SIGKILL);
-        match wait_any(0) {
+        signal_all(pgid, Signal::KILL);
+        match wait_any(WaitOptions::empty()) {
             Ok(Some((pid, report))) => {
                 if pid == main {
                     main_report = Some(report);
@@ -107,21 +109,16 @@ pub fn kill_and_reap_all(pgid: libc::pid_t, main: libc::pid_t) -> Option<ExitRep
 }
 
 /// `wait4(-1)`: `Ok(None)` when nothing is ready (WNOHANG), `Err` on ECHILD.
-fn wait_any(flags: libc::c_int) -> io::Result<Option<(libc::pid_t, ExitReport)>> {
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = sys::retry(|| sys::cvt(unsafe { libc::wait4(-1, &mut status, flags, &mut usage) }))?;
-    if pid == 0 {
-        return Ok(None);
-    }
-    Ok(Some((pid, report(status, &usage))))
+fn wait_any(options: WaitOptions) -> rustix::io::Result<Option<(Pid, ExitReport)>> {
+    let reaped = retry_on_intr(|| sys::wait4(None, options))?;
+    Ok(reaped.map(|(pid, status, usage)| (pid, report(status, &usage))))
 }
 
 fn micros(tv: libc::timeval) -> u64 {
     (tv.tv_sec.max(0) as u64) * 1_000_000 + tv.tv_usec.max(0) as u64
 }
 
-fn report(status: libc::c_int, usage: &libc::rusage) -> ExitReport {
+pub(crate) fn report(status: libc::c_int, usage: &libc::rusage) -> ExitReport {
     let termination = if libc::WIFSIGNALED(status) {
         Termination::Signaled {
             signal: libc::WTERMSIG(status),

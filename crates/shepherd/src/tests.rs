@@ -1,0 +1,161 @@
+//! Unit tests of the seams between the modules: the vfork spawn and its
+//! child side, `wait4`, signal dispositions, and the control socket's fd
+//! passing. Each runs real processes; each reaps its own children by pid.
+
+use std::io::{Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use net_runner_proto::{FromShepherd, SpawnRequest, SpawnStage, StdioMode, Termination};
+use rustix::io::retry_on_intr;
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::process::{Pid, WaitOptions};
+
+use crate::child::{self, Started};
+use crate::control::Control;
+use crate::sys::{self, Disposition};
+
+fn request(program: &str, args: &[&str]) -> SpawnRequest {
+    let mut req = SpawnRequest::new(program.into());
+    req.args = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+    req.env = vec![b"PATH=/usr/bin:/bin".to_vec()];
+    req
+}
+
+/// Waits for `pid` and returns its exit report.
+fn reap(pid: Pid) -> net_runner_proto::ExitReport {
+    let (reaped, status, usage) = retry_on_intr(|| sys::wait4(Some(pid), WaitOptions::empty()))
+        .unwrap()
+        .expect("blocking wait4 returns a child");
+    assert_eq!(reaped, pid);
+    crate::tree::report(status, &usage)
+}
+
+/// A mask line of /proc/PID/status (`SigIgn`, `SigBlk`, ...).
+fn signal_mask(pid: Pid, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.as_raw_pid())).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in {status}"));
+    u64::from_str_radix(line.trim(), 16).unwrap()
+}
+
+fn bit(signal: libc::c_int) -> u64 {
+    1 << (signal - 1)
+}
+
+#[test]
+fn path_search_and_exit_status() {
+    let mut req = request("sh", &["-c", "read line; echo \"$line\"; exit 3"]);
+    req.stderr = StdioMode::ToStdout;
+    let Started { pid, library_fds } = child::start(&req).unwrap();
+    // The child has its own group from the start.
+    assert_eq!(rustix::process::getpgid(Some(pid)).unwrap(), pid);
+    let mut fds = library_fds.into_iter();
+    let (stdin, stdout) = (fds.next().unwrap(), fds.next().unwrap());
+    assert!(fds.next().is_none(), "stderr goes to the stdout pipe");
+    std::fs::File::from(stdin).write_all(b"hello\n").unwrap();
+    let mut out = String::new();
+    std::fs::File::from(stdout)
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(out, "hello\n");
+    assert_eq!(reap(pid).termination, Termination::Exited(3));
+}
+
+#[test]
+fn failures_name_their_stage() {
+    let start = |req: SpawnRequest| child::start(&req).map(|s| s.pid).unwrap_err();
+    assert_eq!(
+        start(request("no-such-program-here", &[])),
+        (SpawnStage::Exec, libc::ENOENT)
+    );
+    // Not executable, even for root.
+    assert_eq!(
+        start(request("/etc/passwd", &[])),
+        (SpawnStage::Exec, libc::EACCES)
+    );
+    let mut req = request("true", &[]);
+    req.cwd = Some(b"/no/such/dir".to_vec());
+    assert_eq!(start(req), (SpawnStage::Chdir, libc::ENOENT));
+    assert_eq!(start(request("", &[])), (SpawnStage::Exec, libc::ENOENT));
+}
+
+#[test]
+fn child_starts_with_clean_signals() {
+    // What the shepherd ignores itself is restored; what it inherited
+    // ignored stays so unless reset at start (as main does for all).
+    sys::set_disposition(libc::SIGINT, Disposition::Ignore).unwrap();
+    sys::set_disposition(libc::SIGUSR2, Disposition::Ignore).unwrap();
+    let mut req = request("cat", &[]);
+    req.stdout = StdioMode::Null;
+    req.stderr = StdioMode::Null;
+
+    let first = child::start(&req).unwrap();
+    let ignored = signal_mask(first.pid, "SigIgn");
+    // Blocked in the parent across the clone, unblocked in the child.
+    let blocked = signal_mask(first.pid, "SigBlk");
+    drop(first.library_fds);
+    assert_eq!(reap(first.pid).termination, Termination::Exited(0));
+    assert_eq!(ignored & bit(libc::SIGINT), 0);
+    assert_ne!(ignored & bit(libc::SIGUSR2), 0);
+    assert_eq!(blocked, 0);
+
+    sys::reset_signal_raw(libc::SIGUSR2).unwrap();
+    let second = child::start(&req).unwrap();
+    let ignored = signal_mask(second.pid, "SigIgn");
+    drop(second.library_fds);
+    assert_eq!(reap(second.pid).termination, Termination::Exited(0));
+    assert_eq!(ignored & bit(libc::SIGUSR2), 0);
+}
+
+#[test]
+fn flush_passes_descriptors_with_the_first_byte() {
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let mut control = Control::new(OwnedFd::from(ours)).unwrap();
+    let (r, _w) = rustix::pipe::pipe().unwrap();
+    control.queue(&FromShepherd::hello());
+    control.flush(&[r.as_fd(), r.as_fd()]).unwrap();
+
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+    let mut buf = [0u8; 256];
+    let got = rustix::net::recvmsg(
+        &theirs,
+        &mut [std::io::IoSliceMut::new(&mut buf)],
+        &mut ancillary,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .unwrap();
+    assert!(got.bytes > 0);
+    let mut received = Vec::new();
+    for msg in ancillary.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = msg {
+            received.extend(fds);
+        }
+    }
+    assert_eq!(received.len(), 2);
+    drop(ancillary);
+
+    // Without descriptors: plain bytes, no ancillary data.
+    control.queue(&FromShepherd::hello());
+    control.flush(&[]).unwrap();
+    let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+    let got = rustix::net::recvmsg(
+        &theirs,
+        &mut [std::io::IoSliceMut::new(&mut buf)],
+        &mut ancillary,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .unwrap();
+    assert!(got.bytes > 0);
+    assert_eq!(ancillary.drain().count(), 0);
+}
+
+#[test]
+fn control_refuses_what_is_not_a_socket() {
+    let (r, _w) = rustix::pipe::pipe().unwrap();
+    assert!(Control::new(r).is_err());
+}
