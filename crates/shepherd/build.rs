@@ -1,0 +1,14 @@
+//! Tells `net_runner`'s build script where this package's sources are.
+//!
+//! `net_runner` depends on this package and builds the shepherd binary from
+//! these sources with a nested cargo (static, stripped, LTO), then embeds it.
+//! With `links`, cargo hands the `root` below to that build script as
+//! `DEP_NETRUNNER_SHEPHERD_ROOT`, wherever the package lives: this workspace,
+//! a registry download, a vendor directory or a `[patch]`. The library target
+//! is empty: it only exists so that the package can be a dependency.
+
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    println!("cargo:root={dir}");
+    println!("cargo:rerun-if-changed=build.rs");
+}
