@@ -201,6 +201,24 @@ impl Command {
     /// has both); polled outside any tokio runtime it fails with
     /// [`Error::NoRuntime`]. Without tokio, use
     /// [`run_blocking`](Self::run_blocking).
+    ///
+    /// # Errors
+    ///
+    /// Bad input is reported before anything starts: [`Error::EmptyProgram`],
+    /// [`Error::NulByte`], [`Error::InvalidEnvName`]. Starting can fail with
+    /// [`Error::NotFound`], [`Error::PermissionDenied`],
+    /// [`Error::CwdNotFound`], [`Error::Cwd`], [`Error::Spawn`] (with the
+    /// [`SpawnStage`](crate::SpawnStage) that failed: E2BIG, EMFILE, ...),
+    /// [`Error::Shepherd`], or [`Error::NoRuntime`] outside tokio.
+    /// Then [`Error::Timeout`] and [`Error::MaxOutputExceeded`] (both with
+    /// the output read until then, the exit status and the stats), and
+    /// [`Error::Io`] for a failed read or input stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops the run: the process tree is terminated
+    /// (SIGTERM, SIGKILL after the kill timeout) by its shepherd, and the
+    /// output read so far is lost.
     pub async fn run(self) -> Result<Output, Error> {
         self.into_pump().await?.collect().await
     }
@@ -212,6 +230,11 @@ impl Command {
     /// assert_eq!(out.stdout, b"hi\n");
     /// # Ok::<(), net_runner::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run), but never [`Error::NoRuntime`]: it brings its
+    /// own runtime (on a fresh thread if called inside one).
     pub fn run_blocking(self) -> Result<Output, Error> {
         crate::blocking::block_on(self.run())
     }
@@ -225,6 +248,21 @@ impl Command {
     /// has both); polled outside any tokio runtime it fails with
     /// [`Error::NoRuntime`]. Without tokio, use
     /// [`run_blocking`](Self::run_blocking).
+    ///
+    /// # Errors
+    ///
+    /// Bad input is reported before anything starts: [`Error::EmptyProgram`],
+    /// [`Error::NulByte`], [`Error::InvalidEnvName`]. Starting can fail with
+    /// [`Error::NotFound`], [`Error::PermissionDenied`],
+    /// [`Error::CwdNotFound`], [`Error::Cwd`], [`Error::Spawn`] (with the
+    /// [`SpawnStage`](crate::SpawnStage) that failed: E2BIG, EMFILE, ...),
+    /// [`Error::Shepherd`], or [`Error::NoRuntime`] outside tokio.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes leaves nothing running: a
+    /// child already started is terminated with its tree, and its shepherd
+    /// is reaped.
     pub async fn spawn(mut self) -> Result<Process, Error> {
         let input = self.input.take();
         let mut process = self.launch(StdioMode::Pipe).await?;
@@ -258,6 +296,21 @@ impl Command {
     /// has both); polled outside any tokio runtime it fails with
     /// [`Error::NoRuntime`]. Without tokio, use
     /// [`run_blocking`](Self::run_blocking).
+    ///
+    /// # Errors
+    ///
+    /// Bad input is reported before anything starts: [`Error::EmptyProgram`],
+    /// [`Error::NulByte`], [`Error::InvalidEnvName`]. Starting can fail with
+    /// [`Error::NotFound`], [`Error::PermissionDenied`],
+    /// [`Error::CwdNotFound`], [`Error::Cwd`], [`Error::Spawn`] (with the
+    /// [`SpawnStage`](crate::SpawnStage) that failed: E2BIG, EMFILE, ...),
+    /// [`Error::Shepherd`], or [`Error::NoRuntime`] outside tokio.
+    /// Later failures (timeout, `max_output`, I/O) arrive as the stream's
+    /// `Err` items; [`Error::from_io`] recovers the typed error.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`spawn`](Self::spawn): nothing is left running.
     pub async fn stream(self) -> Result<ProcessStream, Error> {
         Ok(ProcessStream::new(self.into_pump().await?))
     }
@@ -269,6 +322,19 @@ impl Command {
     /// has both); polled outside any tokio runtime it fails with
     /// [`Error::NoRuntime`]. Without tokio, use
     /// [`run_blocking`](Self::run_blocking).
+    ///
+    /// # Errors
+    ///
+    /// Bad input is reported before anything starts: [`Error::EmptyProgram`],
+    /// [`Error::NulByte`], [`Error::InvalidEnvName`]. Starting can fail with
+    /// [`Error::NotFound`], [`Error::PermissionDenied`],
+    /// [`Error::CwdNotFound`], [`Error::Cwd`], [`Error::Spawn`] (with the
+    /// [`SpawnStage`](crate::SpawnStage) that failed: E2BIG, EMFILE, ...),
+    /// [`Error::Shepherd`], or [`Error::NoRuntime`] outside tokio.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`spawn`](Self::spawn): nothing is left running.
     pub async fn stream_tagged(self) -> Result<TaggedStream, Error> {
         Ok(TaggedStream::new(self.into_pump().await?))
     }

@@ -119,6 +119,13 @@ macro_rules! reader {
             /// Reads the next chunk of at most `max` bytes (as much as the
             /// pipe holds, up to `max`, at most 1 MiB); `Ok(None)` at end of
             /// file.
+            ///
+            /// # Errors
+            ///
+            /// The `read` error, if any.
+            ///
+            /// # Cancel safety
+            ///
             /// Cancel-safe: no data is lost if the future is dropped.
             pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<Bytes>> {
                 // Capped: a huge `max` must not allocate that much up front.
@@ -180,6 +187,16 @@ impl ChildStdin {
 
     /// Writes all of `data`, waiting while the pipe is full. A child that
     /// closed its stdin gives [`io::ErrorKind::BrokenPipe`].
+    ///
+    /// # Errors
+    ///
+    /// [`BrokenPipe`](io::ErrorKind::BrokenPipe) once the child closed its
+    /// stdin; other `write` errors as they come.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: a dropped future may have written a prefix of
+    /// `data`. [`AsyncWrite`]'s `poll_write` reports exactly what it wrote.
     pub async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let n = std::future::poll_fn(|cx| self.poll_write_raw(cx, data)).await?;

@@ -199,6 +199,19 @@ impl Process {
     }
 
     /// Writes all of `data` to the child's stdin.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] with [`BrokenPipe`](std::io::ErrorKind::BrokenPipe)
+    /// once stdin is closed (by [`close_stdin`](Self::close_stdin),
+    /// [`take_stdin`](Self::take_stdin), an [`input`](crate::Command::input),
+    /// or the child closing its end); other I/O errors as [`Error::Io`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: if the future is dropped, a prefix of `data` may
+    /// have been written and the rest not. Keep the future (or write in a
+    /// task of its own) when that matters.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), Error> {
         match &mut self.stdin {
             Some(stdin) => Ok(self.link.guard(stdin.write_all(data)).await?),
@@ -216,6 +229,16 @@ impl Process {
     ///
     /// After [`take_stdout`](Self::take_stdout) this fails with
     /// [`Error::StreamTaken`]: read from the taken reader instead.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StreamTaken`] after `take_stdout`; [`Error::Io`] if reading
+    /// fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: if the future is dropped before it completes, no data
+    /// has been taken from the pipe.
     pub async fn read(&mut self) -> Result<Option<Bytes>, Error> {
         match &mut self.stdout {
             Some(out) => Ok(self.link.guard(out.read_chunk(CHUNK)).await?),
@@ -230,6 +253,15 @@ impl Process {
     ///
     /// After [`take_stderr`](Self::take_stderr) this fails with
     /// [`Error::StreamTaken`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StreamTaken`] after `take_stderr`; [`Error::Io`] if reading
+    /// fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`read`](Self::read).
     pub async fn read_stderr(&mut self) -> Result<Option<Bytes>, Error> {
         match &mut self.stderr {
             Some(err) => Ok(self.link.guard(err.read_chunk(CHUNK)).await?),
@@ -277,6 +309,16 @@ impl Process {
     }
 
     /// Waits for the child to exit and returns its status. Safe to call again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shepherd`] with [`ShepherdError::Lost`](crate::ShepherdError::Lost)
+    /// if the shepherd died before reporting the exit (the child's group is
+    /// then killed), or with a protocol error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future loses nothing; wait again.
     pub async fn wait(&mut self) -> Result<ExitStatus, Error> {
         std::future::poll_fn(|cx| self.poll_wait(cx)).await
     }
@@ -317,6 +359,15 @@ impl Process {
 
     /// Graceful stop: SIGTERM to the group, SIGKILL after the kill timeout
     /// (both sent by the shepherd), then waits for the exit.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Self::wait).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: the stop is under way once the first poll sent it, and
+    /// the shepherd completes it whatever happens to the future.
     pub async fn shutdown(&mut self) -> Result<ExitStatus, Error> {
         self.start_shutdown()?;
         self.wait().await
