@@ -141,7 +141,7 @@ impl Error {
 ///
 /// ```
 /// use net_runner::{Command, Error, SpawnStage};
-/// let err = Command::new("x").arg("y".repeat(1 << 20)).run_blocking().unwrap_err();
+/// let err = Command::new("true").arg("y".repeat(1 << 20)).run_blocking().unwrap_err();
 /// assert!(matches!(err, Error::Spawn { stage: SpawnStage::Exec, .. }));
 /// assert_eq!(SpawnStage::Exec.to_string(), "exec");
 /// ```
