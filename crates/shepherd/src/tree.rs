@@ -132,5 +132,6 @@ pub(crate) fn report(status: libc::c_int, usage: &libc::rusage) -> ExitReport {
         user_time_us: micros(usage.ru_utime),
         system_time_us: micros(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss.max(0) as u64,
+        stopped: None,
     }
 }
