@@ -43,10 +43,16 @@ const RUN_AFTER_HELP: &str = "\
 Durations (D) are a decimal number with an optional unit: ms, s, m or h
 (300ms, 2s, 1.5m, 1h); a plain number is seconds.
 
+Stopping: on --timeout, --idle-timeout or --max-output, the program's
+output stays open and keeps being copied while it shuts down (what it
+prints in a SIGTERM handler is delivered, its handler can finish); the
+stop sequence (--stop-sequence, default TERM, the kill timeout, KILL) is
+run by the shepherd, so it completes even if netrunner dies meanwhile.
+
 Exit status:
   N        the program exited with status N
   128+N    the program was killed by signal N
-  124      --timeout expired; the program was terminated
+  124      --timeout or --idle-timeout expired; the program was stopped
   125      netrunner failed, or --max-output was exceeded
   126      the program is not executable
   127      the program was not found
@@ -57,6 +63,8 @@ Failures print one line on stderr starting with 'netrunner:'.
 Examples:
   netrunner run -- make -j4
   netrunner run --timeout 30s --kill-timeout 2s -- ./flaky-test
+  netrunner run --timeout 1m --stop-sequence INT:2s,TERM:5s,KILL -- ./server
+  netrunner run --idle-timeout 30s --signal INT -- ./download.sh
   netrunner run --input data.bin --max-output 1048576 -- ./filter > out.bin
   netrunner run --clear-env --env PATH=/usr/bin --cwd /tmp -- env
   netrunner run --stats-json stats.json -- sha256sum big.iso";
@@ -211,11 +219,38 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
 
+    /// Stop the program when it writes no output for D; exit 124
+    ///
+    /// Measured between chunks netrunner reads: the timer restarts with
+    /// every chunk of stdout or stderr. The program is stopped with the
+    /// stop sequence as on --timeout.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// First signal of the stop sequence (like `timeout -s`): SIG, then the
+    /// kill timeout, then SIGKILL
+    ///
+    /// A name (TERM, SIGTERM, INT) or a number. Ignored with --stop-sequence.
+    #[arg(long, value_name = "SIG", value_parser = crate::stop::parse_signal)]
+    pub signal: Option<net_runner::Signal>,
+
+    /// How to stop the program: steps ACTION[:WAIT], comma-separated
+    ///
+    /// Used on --timeout, --idle-timeout, --max-output, and when netrunner
+    /// itself goes away. ACTION is a signal (TERM, SIGINT, 2) or
+    /// close-stdin; WAIT is how long to wait before the next step (default:
+    /// the kill timeout; 0 for close-stdin). After the last step SIGKILL
+    /// ends whatever is left (a final KILL may be written). Example:
+    /// close-stdin:1s,INT:2s,TERM:5s,KILL. Default: TERM:<kill timeout>,KILL.
+    #[arg(long, value_name = "SPEC", value_parser = crate::stop::parse_spec)]
+    pub stop_sequence: Option<crate::stop::StopSpec>,
+
     /// Write statistics to FILE as JSON when netrunner exits
     ///
     /// One object with bytes_in, bytes_out, bytes_err, read_count,
     /// write_count, wall_time_ms, exit_code, signal, user_time_ms,
-    /// system_time_ms and max_rss_bytes. exit_code is null when a signal
+    /// system_time_ms, max_rss_bytes and end (how the run ended: exited,
+    /// signalled, timeout, idle_timeout, max_output, killed, owner_gone). exit_code is null when a signal
     /// killed the program (signal holds its number) and vice versa; the
     /// figures that are unknown (e.g. the program never started) are null
     /// or 0. The file is created before the program starts.
@@ -244,6 +279,23 @@ impl RunArgs {
         })
     }
 
+    /// How long the stop sequence can take at most (its waits, or the kill
+    /// timeout for the default one), plus a second for the final SIGKILL.
+    pub fn stop_duration(&self) -> Duration {
+        let steps = match &self.stop_sequence {
+            Some(spec) => spec
+                .0
+                .iter()
+                .map(|step| match *step {
+                    crate::stop::StopStep::Signal(_, wait) => wait.unwrap_or(self.kill_timeout),
+                    crate::stop::StopStep::CloseStdin(wait) => wait.unwrap_or_default(),
+                })
+                .fold(Duration::ZERO, Duration::saturating_add),
+            None => self.kill_timeout,
+        };
+        steps.saturating_add(Duration::from_secs(1))
+    }
+
     /// The library command for these options, without its input (which
     /// needs opening, see [`input_source`](Self::input_source)).
     pub fn to_command(&self) -> net_runner::Command {
@@ -266,6 +318,14 @@ impl RunArgs {
         }
         if let Some(dir) = &self.cwd {
             cmd = cmd.cwd(dir);
+        }
+        if let Some(d) = self.idle_timeout.filter(|d| !d.is_zero()) {
+            cmd = cmd.idle_timeout(d);
+        }
+        if let Some(spec) = &self.stop_sequence {
+            cmd = cmd.stop_sequence(spec.to_sequence());
+        } else if let Some(sig) = self.signal {
+            cmd = cmd.stop_sequence(net_runner::StopSequence::new().signal_then_kill_timeout(sig));
         }
         cmd
     }

@@ -2,7 +2,7 @@
 
 use net_runner::{Error, ExitStatus, SpawnStage};
 
-/// `--timeout` fired and the program was terminated.
+/// `--timeout` or `--idle-timeout` fired and the program was stopped.
 pub const TIMEOUT: i32 = 124;
 /// netrunner itself failed (bad usage, I/O error, ...), or `--max-output`
 /// was exceeded.
@@ -52,7 +52,9 @@ impl Exit {
     /// (including `--max-output`).
     pub fn from_error(err: &Error) -> Self {
         let code = match err {
-            Error::Timeout { .. } => TIMEOUT,
+            Error::Timeout { .. } | Error::IdleTimeout { .. } => TIMEOUT,
+            // The program exited; what it left behind held the output.
+            Error::LeftoverHolders { output, .. } => output.status.shell_code(),
             Error::NotFound { .. } => NOT_FOUND,
             Error::PermissionDenied { .. } => NOT_EXECUTABLE,
             // ENOEXEC (no shebang, wrong architecture), ETXTBSY, ...: found

@@ -12,6 +12,7 @@ mod duration;
 mod exit;
 mod runner;
 mod stats_json;
+mod stop;
 
 use std::io::Write as _;
 

@@ -101,17 +101,21 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
         .await
         .map_err(|e| Exit::from_error(&e))?;
     let handle = stream.handle();
-    // Once the timeout has passed, output that cannot be written (a reader
-    // that stopped reading) no longer holds netrunner up.
+    // Once the timeout and the whole stop sequence have passed (the
+    // program's shutdown output is still copied until then), output that
+    // cannot be written (a reader that stopped reading) no longer holds
+    // netrunner up.
     let mut deadline = args
         .timeout
         .filter(|t| !t.is_zero())
+        .and_then(|t| t.checked_add(args.stop_duration()))
         .and_then(|t| tokio::time::Instant::now().checked_add(t))
         .map(|at| Box::pin(tokio::time::sleep_until(at)));
     let mut abandoned = false;
     let mut pending: Option<(Target, JoinHandle<io::Result<()>>)> = None;
     let mut stderr_open = true;
 
+    let mut owner_gone = false;
     let exit = loop {
         tokio::select! {
             biased;
@@ -125,6 +129,7 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
                     (Target::Stdout, Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
                         // Our reader is gone (`| head`): dropping the stream
                         // (on return) terminates the program's tree.
+                        owner_gone = true;
                         break Exit::code(exit::BROKEN_PIPE);
                     }
                     (Target::Stdout, Err(e)) => {
@@ -164,7 +169,11 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
             }
         }
     };
-    Ok((exit, Report::from(&stream.stats())))
+    let mut report = Report::from(&stream.stats());
+    if owner_gone && report.end.is_none() {
+        report.end = Some(net_runner::End::OwnerGone.as_str());
+    }
+    Ok((exit, report))
 }
 
 fn open_input(path: &Path) -> io::Result<File> {

@@ -6,8 +6,13 @@
 //! ```json
 //! {"bytes_in":5,"bytes_out":5,"bytes_err":0,"read_count":1,"write_count":1,
 //!  "wall_time_ms":3,"exit_code":0,"signal":null,"user_time_ms":0,
-//!  "system_time_ms":1,"max_rss_bytes":2097152}
+//!  "system_time_ms":1,"max_rss_bytes":2097152,"end":"exited"}
 //! ```
+//!
+//! `end` says how the run ended: `exited`, `signalled` (a signal nobody
+//! here sent), `timeout`, `idle_timeout`, `max_output`, `killed` (netrunner
+//! forwarded a signal it received), `owner_gone` (netrunner stopped early
+//! because its own stdout was closed); `null` if the program never started.
 //!
 //! `exit_code` is set when the program exited, `signal` (the signal number)
 //! when a signal killed it; both are `null` when its end was never seen (it
@@ -44,6 +49,9 @@ pub struct Report {
     pub system_time: Option<Duration>,
     /// Its peak resident set size.
     pub max_rss_bytes: Option<u64>,
+    /// How the run ended (`exited`, `signalled`, `timeout`, `idle_timeout`,
+    /// `max_output`, `killed`, `owner_gone`), when known.
+    pub end: Option<&'static str>,
 }
 
 impl From<&Stats> for Report {
@@ -60,6 +68,7 @@ impl From<&Stats> for Report {
             user_time: s.user_time,
             system_time: s.system_time,
             max_rss_bytes: s.max_rss_bytes,
+            end: s.end.map(|e| e.as_str()),
         }
     }
 }
@@ -74,7 +83,7 @@ impl Report {
         fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
             v.map_or_else(|| "null".to_owned(), |v| v.to_string())
         }
-        let fields: [(&str, String); 11] = [
+        let fields: [(&str, String); 12] = [
             ("bytes_in", self.bytes_in.to_string()),
             ("bytes_out", self.bytes_out.to_string()),
             ("bytes_err", self.bytes_err.to_string()),
@@ -86,6 +95,8 @@ impl Report {
             ("user_time_ms", opt(self.user_time.map(millis))),
             ("system_time_ms", opt(self.system_time.map(millis))),
             ("max_rss_bytes", opt(self.max_rss_bytes)),
+            // A fixed lowercase identifier: quoted, no escaping needed.
+            ("end", opt(self.end.map(|e| format!("\"{e}\"")))),
         ];
         let mut out = String::from("{");
         for (i, (key, value)) in fields.iter().enumerate() {
@@ -129,6 +140,7 @@ mod tests {
             "user_time_ms",
             "system_time_ms",
             "max_rss_bytes",
+            "end",
         ];
         let mut keys = keys;
         keys.sort_unstable();
@@ -137,6 +149,7 @@ mod tests {
         assert!(map["exit_code"].is_null());
         assert!(map["signal"].is_null());
         assert!(map["max_rss_bytes"].is_null());
+        assert!(map["end"].is_null());
         assert_eq!(map["bytes_in"], 0);
     }
 
@@ -154,6 +167,7 @@ mod tests {
             user_time: Some(Duration::from_secs(2)),
             system_time: Some(Duration::ZERO),
             max_rss_bytes: Some(4096),
+            end: Some("idle_timeout"),
         };
         let map = parse(&r.to_json());
         assert_eq!(map["bytes_in"], 1);
@@ -167,6 +181,7 @@ mod tests {
         assert_eq!(map["user_time_ms"], 2000);
         assert_eq!(map["system_time_ms"], 0);
         assert_eq!(map["max_rss_bytes"], 4096);
+        assert_eq!(map["end"], "idle_timeout");
     }
 
     #[test]
@@ -179,6 +194,7 @@ mod tests {
         let r = Report::from(&out.stats);
         assert_eq!((r.bytes_in, r.bytes_out, r.bytes_err), (5, 5, 2));
         assert_eq!((r.exit_code, r.signal), (None, Some(libc::SIGTERM)));
+        assert_eq!(r.end, Some("signalled"));
         assert!(r.max_rss_bytes.unwrap() > 0);
         assert!(r.user_time.is_some() && r.system_time.is_some());
     }

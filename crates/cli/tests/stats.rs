@@ -7,7 +7,7 @@ use std::path::Path;
 use common::{run, run_with_stdin, temp_dir};
 use serde_json::{Map, Value};
 
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "bytes_in",
     "bytes_out",
     "bytes_err",
@@ -19,6 +19,7 @@ const KEYS: [&str; 11] = [
     "user_time_ms",
     "system_time_ms",
     "max_rss_bytes",
+    "end",
 ];
 
 fn read_stats(path: &Path) -> Map<String, Value> {
@@ -69,6 +70,7 @@ fn stats_of_a_normal_run() {
     assert!(u64_of(&s, "write_count") >= 1, "{s:?}");
     assert_eq!(s["exit_code"], 3);
     assert!(s["signal"].is_null());
+    assert_eq!(s["end"], "exited");
     u64_of(&s, "wall_time_ms");
     u64_of(&s, "user_time_ms");
     u64_of(&s, "system_time_ms");
@@ -114,6 +116,7 @@ fn stats_after_a_timeout() {
     assert_eq!(r.code(), 124, "{r:?}");
     let s = read_stats(&stats);
     assert_eq!(s["signal"], libc::SIGTERM, "{s:?}");
+    assert_eq!(s["end"], "timeout");
     assert_eq!(u64_of(&s, "bytes_out"), 3);
     assert!(u64_of(&s, "wall_time_ms") >= 200, "{s:?}");
 }

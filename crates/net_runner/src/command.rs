@@ -12,7 +12,8 @@ use net_runner_proto::{SpawnRequest, StdioMode};
 use tokio::io::AsyncRead;
 
 use crate::input::Input;
-use crate::pump::Pump;
+use crate::pump::{Pump, PumpLimits};
+use crate::stop::StopSequence;
 use crate::{launch, Error, Output, Process, ProcessStream, TaggedStream};
 
 /// Where the child's stderr goes.
@@ -59,7 +60,22 @@ pub struct Command {
     timeout: Option<Duration>,
     max_output: Option<u64>,
     kill_leftovers: bool,
+    limits: Limits,
 }
+
+/// The issue-10 settings (stop sequence, idle timeout, leftover bound),
+/// kept together.
+#[derive(Debug, Clone, Default)]
+struct Limits {
+    stop_sequence: Option<StopSequence>,
+    idle_timeout: Option<Duration>,
+    leftover_wait: Option<Duration>,
+}
+
+/// How long `run` and the streams wait, after the child exited, for
+/// processes it left behind to close its output (see
+/// [`Command::leftover_wait`]).
+pub const DEFAULT_LEFTOVER_WAIT: Duration = Duration::from_secs(2);
 
 /// The default grace period between SIGTERM and SIGKILL.
 pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -79,6 +95,7 @@ impl Command {
             timeout: None,
             max_output: None,
             kill_leftovers: true,
+            limits: Limits::default(),
         }
     }
 
@@ -172,16 +189,25 @@ impl Command {
         self
     }
 
-    /// Overall time limit for [`run`](Self::run) and the streams; on expiry
-    /// the tree is terminated and [`Error::Timeout`] returned.
+    /// Overall time limit, enforced by the shepherd for every way of
+    /// running ([`run`](Self::run), the streams, [`spawn`](Self::spawn)),
+    /// even while the owner is stalled. On expiry the shepherd runs the
+    /// [stop sequence](Self::stop_sequence); the output pipes stay open and
+    /// are read until the process is gone, so what it writes while it shuts
+    /// down is kept. Then [`Error::Timeout`] carries all output and the real
+    /// exit status (`run`, streams, and [`Process::wait`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
-    /// Limit on the bytes read from stdout and from stderr (each). When
-    /// exceeded, the tree is terminated and [`Error::MaxOutputExceeded`]
-    /// returned carrying exactly the first `limit` bytes.
+    /// Limit on the bytes read from stdout and from stderr (each), for
+    /// every way of reading. When exceeded, the stop sequence starts and the
+    /// rest of that stream is drained and discarded (never closed under the
+    /// program) until the process is gone. `run` and the streams then fail
+    /// with [`Error::MaxOutputExceeded`] carrying exactly the first `limit`
+    /// bytes; under [`spawn`](Self::spawn), the read after the first
+    /// `limit` bytes fails with [`Error::OutputLimit`].
     pub fn max_output(mut self, limit: u64) -> Self {
         self.max_output = Some(limit);
         self
@@ -191,6 +217,45 @@ impl Command {
     /// after the child exits are killed too (default: yes).
     pub fn kill_leftovers(mut self, kill: bool) -> Self {
         self.kill_leftovers = kill;
+        self
+    }
+
+    // ----- Stopping and limits (issue 10) -----
+
+    /// How the process is stopped on timeout, `max_output`, idle timeout,
+    /// [`Process::shutdown`], drop, or when the owner dies. The shepherd
+    /// runs it, so it completes even if the owner dies midway. Default:
+    /// SIGTERM, [`kill_timeout`](Self::kill_timeout), SIGKILL.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use net_runner::{Command, Signal, StopSequence};
+    /// let stop = StopSequence::new()
+    ///     .close_stdin(Duration::ZERO)
+    ///     .signal(Signal::Int, Duration::from_secs(2))
+    ///     .signal(Signal::Term, Duration::from_secs(5));
+    /// let cmd = Command::new("server").stop_sequence(stop); // then SIGKILL
+    /// ```
+    pub fn stop_sequence(mut self, sequence: StopSequence) -> Self {
+        self.limits.stop_sequence = Some(sequence);
+        self
+    }
+
+    /// Stops the program (as on a timeout) when it produced no output for
+    /// `d`: [`Error::IdleTimeout`]. Applies to [`run`](Self::run) and the
+    /// streams. Measured by the library between chunks *read*: a consumer
+    /// that stops polling a stream for `d` looks idle too (see the README).
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.limits.idle_timeout = Some(d);
+        self
+    }
+
+    /// With [`kill_leftovers(false)`](Self::kill_leftovers): once the
+    /// child exited, how long `run` and the streams keep reading for
+    /// processes it left behind to close its output (default 2 s), before
+    /// they give up with [`Error::LeftoverHolders`] naming them.
+    pub fn leftover_wait(mut self, d: Duration) -> Self {
+        self.limits.leftover_wait = Some(d);
         self
     }
 
@@ -265,7 +330,7 @@ impl Command {
     /// is reaped.
     pub async fn spawn(mut self) -> Result<Process, Error> {
         let input = self.input.take();
-        let mut process = self.launch(StdioMode::Pipe).await?;
+        let mut process = self.launch(StdioMode::Pipe, self.max_output).await?;
         if let Some(input) = input {
             if let Some(stdin) = process.take_stdin() {
                 tokio::spawn(crate::input::feed(stdin, input));
@@ -346,21 +411,34 @@ impl Command {
         } else {
             StdioMode::Null
         };
-        let (timeout, max_output) = (self.timeout, self.max_output);
-        let process = self.launch(stdin).await?;
-        Ok(Pump::new(process, input, timeout, max_output))
+        let process = self.launch(stdin, None).await?;
+        let leftover_wait = (!self.kill_leftovers)
+            .then(|| self.limits.leftover_wait.unwrap_or(DEFAULT_LEFTOVER_WAIT));
+        Ok(Pump::new(
+            process,
+            input,
+            PumpLimits {
+                max_output: self.max_output,
+                idle: self.limits.idle_timeout,
+                leftover_wait,
+            },
+        ))
     }
 
     /// Validates, starts a shepherd and the child. The future owns what it
     /// needs, so it is `Send` whatever the input is.
+    /// `limit`: the readers' own `max_output` (for `spawn`; the pump
+    /// applies its own).
     fn launch(
         &self,
         stdin: StdioMode,
+        limit: Option<u64>,
     ) -> impl Future<Output = Result<Process, Error>> + Send + 'static {
         let started = Instant::now();
         let prepared = self
             .spawn_request(stdin)
             .map(|req| (req, self.program.clone(), self.cwd.clone()));
+        let timeout = self.timeout;
         async move {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(Error::NoRuntime);
@@ -368,7 +446,7 @@ impl Command {
             let (req, program, cwd) = prepared?;
             let modes = [req.stdin, req.stdout, req.stderr];
             let launched = launch::launch(req, program, cwd).await?;
-            Process::from_launched(launched, modes, started)
+            Process::from_launched(launched, modes, started, limit, timeout)
         }
     }
 
@@ -417,6 +495,12 @@ impl Command {
         };
         req.kill_timeout_ms = self.kill_timeout.as_millis().min(u64::MAX as u128) as u64;
         req.kill_leftovers = self.kill_leftovers;
+        req.timeout_ms = self
+            .timeout
+            .map(|t| t.as_millis().clamp(1, u64::MAX as u128) as u64);
+        if let Some(stop) = &self.limits.stop_sequence {
+            req.stop_sequence = stop.to_wire(self.kill_timeout);
+        }
         Ok(req)
     }
 

@@ -71,22 +71,61 @@ pub enum Error {
         /// The error of that step.
         source: io::Error,
     },
-    /// The timeout expired; the process tree was terminated. Carries what was
-    /// read until then.
-    #[error("timed out after {timeout:?}")]
+    /// The timeout expired; the shepherd ran the stop sequence. Carries
+    /// everything read, including what the program wrote while it shut
+    /// down, and its real exit status (exit 0 from a trap handler, say).
+    #[error("timed out after {timeout:?} (then {}){}", .output.status, StderrTail(&.output.stderr))]
     Timeout {
         /// The configured timeout.
         timeout: Duration,
-        /// Output read before the timeout, with the final status and stats.
+        /// Output read until the process was gone, with the final status and stats.
         output: Box<Output>,
     },
-    /// Output exceeded `max_output`; the process tree was terminated. Carries
-    /// exactly the first `limit` bytes of the stream that overflowed.
-    #[error("output exceeded the {limit}-byte limit")]
+    /// No output for `idle_timeout`; the process was stopped as on a timeout.
+    #[error("no output for {timeout:?} (idle timeout; then {}){}", .output.status, StderrTail(&.output.stderr))]
+    IdleTimeout {
+        /// The configured idle timeout.
+        timeout: Duration,
+        /// Output read until the process was gone, with the final status and stats.
+        output: Box<Output>,
+    },
+    /// Output exceeded `max_output`; the process was stopped. Carries
+    /// exactly the first `limit` bytes of the stream that overflowed (the
+    /// rest of it was drained and discarded while the process stopped).
+    #[error("output exceeded the {limit}-byte limit (then {}){}", .output.status, StderrTail(&.output.stderr))]
     MaxOutputExceeded {
         /// The configured limit.
         limit: u64,
         /// Output up to the limit, with the final status and stats.
+        output: Box<Output>,
+    },
+    /// A read of a [`Process`](crate::Process) stream (`read`,
+    /// `read_stderr`, a `take_stdout` reader) went past `max_output`: exactly
+    /// `limit` bytes were delivered, and the process's stop sequence started.
+    /// Its exit status comes from [`Process::wait`](crate::Process::wait).
+    #[error("{stream} exceeded the {limit}-byte limit; the process is being stopped")]
+    OutputLimit {
+        /// `"stdout"` or `"stderr"`.
+        stream: &'static str,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The program exited, but processes it left behind (with
+    /// `kill_leftovers(false)`) still held its output pipes open after the
+    /// `leftover_wait` bound: reading stopped there instead of hanging.
+    #[error("the program exited ({}), but pids {pids:?} still hold its output open", .output.status)]
+    LeftoverHolders {
+        /// The processes that hold the pipes, found through `/proc`
+        /// (empty if they could not be identified).
+        pids: Vec<u32>,
+        /// Everything read until then, with the exit status and stats.
+        output: Box<Output>,
+    },
+    /// [`Output::exit_ok`](crate::Output::exit_ok) on a run that did not
+    /// exit with 0.
+    #[error("{}{}", .output.status, StderrTail(&.output.stderr))]
+    Failed {
+        /// The run's output, status and stats.
         output: Box<Output>,
     },
     /// [`Process::read`](crate::Process::read) or
@@ -121,18 +160,67 @@ impl Error {
         err.get_ref()?.downcast_ref::<Error>()
     }
 
+    /// The last few KiB of the program's stderr carried by this error
+    /// (timeouts, limits, [`Error::Failed`]), if any: the part to log.
+    pub fn stderr_tail(&self) -> Option<&[u8]> {
+        let stderr = &self.output()?.stderr;
+        (!stderr.is_empty()).then(|| tail(stderr))
+    }
+
+    /// The output, status and stats this error carries, if any.
+    pub fn output(&self) -> Option<&Output> {
+        match self {
+            Error::Timeout { output, .. }
+            | Error::IdleTimeout { output, .. }
+            | Error::MaxOutputExceeded { output, .. }
+            | Error::LeftoverHolders { output, .. }
+            | Error::Failed { output } => Some(output),
+            _ => None,
+        }
+    }
+
     pub(crate) fn into_io(self) -> io::Error {
         match self {
             Error::Io(e) => e,
             other => {
                 let kind = match &other {
-                    Error::Timeout { .. } => io::ErrorKind::TimedOut,
+                    Error::Timeout { .. } | Error::IdleTimeout { .. } => io::ErrorKind::TimedOut,
                     Error::NotFound { .. } | Error::CwdNotFound { .. } => io::ErrorKind::NotFound,
                     Error::PermissionDenied { .. } => io::ErrorKind::PermissionDenied,
                     _ => io::ErrorKind::Other,
                 };
                 io::Error::new(kind, other)
             }
+        }
+    }
+}
+
+/// How much of stderr errors keep for logs.
+pub(crate) const STDERR_TAIL: usize = 4096;
+
+/// The last [`STDERR_TAIL`] bytes, starting at a line when one starts there.
+fn tail(stderr: &[u8]) -> &[u8] {
+    if stderr.len() <= STDERR_TAIL {
+        return stderr;
+    }
+    let cut = &stderr[stderr.len() - STDERR_TAIL..];
+    match cut.iter().position(|&b| b == b'\n') {
+        Some(i) if i + 1 < cut.len() => &cut[i + 1..],
+        _ => cut,
+    }
+}
+
+/// Formats `; stderr: ...` with the tail of stderr, nothing when empty.
+struct StderrTail<'a>(&'a [u8]);
+
+impl std::fmt::Display for StderrTail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = String::from_utf8_lossy(tail(self.0));
+        let text = text.trim_end();
+        if text.is_empty() {
+            Ok(())
+        } else {
+            write!(f, "; stderr: {text}")
         }
     }
 }

@@ -51,7 +51,6 @@ compile_error!(
 mod blocking;
 mod command;
 mod control;
-mod deadline;
 mod error;
 mod inherited;
 mod input;
@@ -66,10 +65,11 @@ mod shepherd_exe;
 mod signal;
 mod stats;
 mod status;
+mod stop;
 mod stream;
 mod sys;
 
-pub use command::{Command, Stderr, DEFAULT_KILL_TIMEOUT};
+pub use command::{Command, Stderr, DEFAULT_KILL_TIMEOUT, DEFAULT_LEFTOVER_WAIT};
 pub use error::{Error, Result, ShepherdError, SpawnStage};
 pub use input::Input;
 pub use output::Output;
@@ -80,8 +80,9 @@ pub use pump::Chunk;
 pub use reaper::pending_reaps;
 pub use shepherd_exe::SHEPHERD_ENV;
 pub use signal::Signal;
-pub use stats::Stats;
+pub use stats::{End, Stats};
 pub use status::ExitStatus;
+pub use stop::StopSequence;
 pub use stream::{ProcessStream, TaggedStream};
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -27,3 +27,29 @@ pub struct Output {
     /// I/O counters, times and memory.
     pub stats: Stats,
 }
+
+impl Output {
+    /// `Ok(self)` if the program exited with 0, otherwise
+    /// [`Error::Failed`](crate::Error::Failed), whose message ends with the
+    /// last few KiB of stderr.
+    ///
+    /// ```
+    /// let err = net_runner::Command::new("sh")
+    ///     .args(["-c", "echo oops >&2; exit 3"])
+    ///     .run_blocking()?
+    ///     .exit_ok()
+    ///     .unwrap_err();
+    /// assert_eq!(err.to_string(), "exit code 3; stderr: oops");
+    /// assert_eq!(err.stderr_tail(), Some(&b"oops\n"[..]));
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn exit_ok(self) -> Result<Output, crate::Error> {
+        if self.status.success() {
+            Ok(self)
+        } else {
+            Err(crate::Error::Failed {
+                output: Box::new(self),
+            })
+        }
+    }
+}

@@ -7,15 +7,18 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
-use crate::stats::Counters;
-use crate::sys;
+use net_runner_proto::ToShepherd;
+
+use crate::control;
+use crate::stats::{Counters, STOP_MAX_OUTPUT};
+use crate::{sys, Error};
 
 /// Bytes asked of the kernel per read when reading chunks.
 pub(crate) const CHUNK: usize = 128 * 1024;
@@ -30,6 +33,15 @@ enum Source {
     Stderr,
 }
 
+/// What a reader needs to know of its process: the control channel (to
+/// start the stop sequence at `max_output`, and to release the shepherd's
+/// spare read end when dropped) and the byte limit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReaderLink {
+    pub(crate) control: Weak<OwnedFd>,
+    pub(crate) limit: Option<u64>,
+}
+
 /// A non-blocking pipe read end.
 #[derive(Debug)]
 struct PipeReader {
@@ -37,16 +49,92 @@ struct PipeReader {
     counters: Arc<Counters>,
     source: Source,
     buf: BytesMut,
+    link: ReaderLink,
+    /// Bytes delivered so far (for the limit).
+    delivered: u64,
+    /// The limit was exceeded: reads fail with the typed error.
+    exceeded: bool,
 }
 
 impl PipeReader {
-    fn new(fd: OwnedFd, counters: Arc<Counters>, source: Source) -> io::Result<Self> {
+    fn new(
+        fd: OwnedFd,
+        counters: Arc<Counters>,
+        source: Source,
+        link: ReaderLink,
+    ) -> io::Result<Self> {
         Ok(PipeReader {
             fd: sys::register(fd, Interest::READABLE)?,
             counters,
             source,
             buf: BytesMut::new(),
+            link,
+            delivered: 0,
+            exceeded: false,
         })
+    }
+
+    fn stream_name(&self) -> &'static str {
+        match self.source {
+            Source::Stdout => "stdout",
+            Source::Stderr => "stderr",
+        }
+    }
+
+    /// What may still be delivered under the limit (`u64::MAX` without one).
+    fn room(&self) -> u64 {
+        self.link
+            .limit
+            .map_or(u64::MAX, |max| max.saturating_sub(self.delivered))
+    }
+
+    fn limit_error(&self) -> io::Error {
+        Error::OutputLimit {
+            stream: self.stream_name(),
+            limit: self.link.limit.unwrap_or(0),
+        }
+        .into_io()
+    }
+
+    /// The limit is exceeded: start the stop sequence (the shepherd runs it;
+    /// nothing is closed here, so the child can still write while it stops).
+    fn exceed(&mut self) -> io::Error {
+        if !self.exceeded {
+            self.exceeded = true;
+            self.counters.library_stopped(STOP_MAX_OUTPUT);
+            if let Some(fd) = self.link.control.upgrade() {
+                let _ = control::send_now(&fd, &ToShepherd::Shutdown);
+            }
+        }
+        self.limit_error()
+    }
+
+    /// Reads one chunk under the limit: at most `room` bytes while there is
+    /// room; at the limit, one probe read tells end of file (fine, exactly
+    /// `limit` bytes) from more data (the limit is exceeded; the probe's
+    /// bytes are discarded).
+    fn poll_limited(
+        &mut self,
+        cx: &mut Context<'_>,
+        want: usize,
+        mut read: impl FnMut(&OwnedFd, usize) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        if self.exceeded {
+            // Keep draining what the stopping child writes, but report.
+            let mut scratch = [0u8; 4096];
+            let _ = self.poll_read_with(cx, |fd| sys::read_slice(fd, &mut scratch));
+            return Poll::Ready(Err(self.limit_error()));
+        }
+        let room = self.room();
+        if room == 0 {
+            let mut probe = [0u8; 1];
+            let n = ready!(self.poll_read_with(cx, |fd| sys::read_slice(fd, &mut probe)))?;
+            return Poll::Ready(if n == 0 { Ok(0) } else { Err(self.exceed()) });
+        }
+        let want = (want as u64).min(room) as usize;
+        let n = ready!(self.poll_read_with(cx, |fd| read(fd, want)))?;
+        self.delivered += n as u64;
+        Poll::Ready(Ok(n))
     }
 
     fn count(&self, n: usize) {
@@ -84,12 +172,32 @@ impl PipeReader {
     fn poll_chunk(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Option<Bytes>>> {
         // Reuses the old allocation when all earlier chunks were dropped.
         let mut buf = std::mem::take(&mut self.buf);
-        let polled = self.poll_read_with(cx, |fd| sys::read_into_bytes(fd, &mut buf, max));
+        let polled = self.poll_limited(cx, max, |fd, max| sys::read_into_bytes(fd, &mut buf, max));
         self.buf = buf;
         if ready!(polled)? == 0 {
             return Poll::Ready(Ok(None));
         }
         Poll::Ready(Ok(Some(self.buf.split().freeze())))
+    }
+}
+
+impl Drop for PipeReader {
+    /// Dropped while the process runs (and is not being stopped): the
+    /// shepherd closes its spare read end too, so the child's next write
+    /// fails with `EPIPE` as it would without a shepherd. Dropped with its
+    /// `Process` (or the channel gone), nothing is sent: the shepherd then
+    /// drains the pipe itself while the child stops.
+    fn drop(&mut self) {
+        if self.exceeded {
+            return;
+        }
+        if let Some(fd) = self.link.control.upgrade() {
+            let which = match self.source {
+                Source::Stdout => 1,
+                Source::Stderr => 2,
+            };
+            let _ = control::send_now(&fd, &ToShepherd::ReleaseOutput { fd: which });
+        }
     }
 }
 
@@ -112,8 +220,12 @@ macro_rules! reader {
         pub struct $name(PipeReader);
 
         impl $name {
-            pub(crate) fn new(fd: OwnedFd, counters: Arc<Counters>) -> io::Result<Self> {
-                Ok($name(PipeReader::new(fd, counters, $source)?))
+            pub(crate) fn new(
+                fd: OwnedFd,
+                counters: Arc<Counters>,
+                link: ReaderLink,
+            ) -> io::Result<Self> {
+                Ok($name(PipeReader::new(fd, counters, $source, link)?))
             }
 
             /// Reads the next chunk of at most `max` bytes (as much as the
@@ -127,6 +239,13 @@ macro_rules! reader {
             /// # Cancel safety
             ///
             /// Cancel-safe: no data is lost if the future is dropped.
+            ///
+            /// With [`max_output`](crate::Command::max_output) (under
+            /// [`spawn`](crate::Command::spawn)), exactly the first `limit`
+            /// bytes are delivered; the read after them fails with
+            /// [`Error::OutputLimit`](crate::Error::OutputLimit) inside the
+            /// `io::Error` ([`Error::from_io`](crate::Error::from_io)) and
+            /// the process's stop sequence starts.
             pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<Bytes>> {
                 // Capped: a huge `max` must not allocate that much up front.
                 let max = max.clamp(1, MAX_CHUNK);
@@ -141,9 +260,10 @@ macro_rules! reader {
                 buf: &mut ReadBuf<'_>,
             ) -> Poll<io::Result<()>> {
                 let this = self.get_mut();
+                let want = buf.remaining();
                 ready!(this
                     .0
-                    .poll_read_with(cx, |fd| sys::read_into_readbuf(fd, buf)))?;
+                    .poll_limited(cx, want, |fd, want| sys::read_into_readbuf(fd, buf, want)))?;
                 Poll::Ready(Ok(()))
             }
         }
@@ -171,16 +291,18 @@ reader!(
 /// (the child reads end of file).
 ///
 /// Implements tokio's [`AsyncWrite`]; `shutdown` is a no-op, drop closes.
+/// When the process's stop sequence reaches `close-stdin`, the next write
+/// closes it and fails with [`io::ErrorKind::BrokenPipe`].
 #[derive(Debug)]
 pub struct ChildStdin {
-    fd: AsyncFd<OwnedFd>,
+    fd: Option<AsyncFd<OwnedFd>>,
     counters: Arc<Counters>,
 }
 
 impl ChildStdin {
     pub(crate) fn new(fd: OwnedFd, counters: Arc<Counters>) -> io::Result<Self> {
         Ok(ChildStdin {
-            fd: sys::register(fd, Interest::WRITABLE)?,
+            fd: Some(sys::register(fd, Interest::WRITABLE)?),
             counters,
         })
     }
@@ -205,9 +327,18 @@ impl ChildStdin {
         Ok(())
     }
 
-    fn poll_write_raw(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write_raw(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if self.counters.close_stdin.load(Relaxed) {
+            self.fd = None;
+        }
+        let Some(fd) = &self.fd else {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "stdin was closed by the stop sequence",
+            )));
+        };
         loop {
-            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
+            let mut guard = ready!(fd.poll_write_ready(cx))?;
             match guard.try_io(|fd| retry_eintr(|| sys::write(fd, data))) {
                 Ok(Ok(n)) => {
                     self.counters.bytes_in.fetch_add(n as u64, Relaxed);
@@ -227,7 +358,7 @@ impl AsyncWrite for ChildStdin {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_raw(cx, buf)
+        self.get_mut().poll_write_raw(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
@@ -238,7 +369,8 @@ impl AsyncWrite for ChildStdin {
 }
 
 impl AsRawFd for ChildStdin {
+    /// -1 once the stop sequence closed it.
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.fd.as_raw_fd()
+        self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
     }
 }

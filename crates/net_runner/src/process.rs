@@ -2,19 +2,20 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use net_runner_proto::{ExitReport, FromShepherd, StdioMode, ToShepherd};
+use net_runner_proto::{ExitReport, FromShepherd, StdioMode, StopCause, Termination, ToShepherd};
 use rustix::process::Pid;
 
 use crate::control::{self, ControlChannel};
 use crate::launch::Launched;
-use crate::pipe::{ChildStderr, ChildStdin, ChildStdout, CHUNK};
-use crate::stats::Counters;
-use crate::{reaper, sys, Error, ExitStatus, Signal, Stats};
+use crate::pipe::{ChildStderr, ChildStdin, ChildStdout, ReaderLink, CHUNK};
+use crate::stats::{Counters, STOP_IDLE, STOP_MAX_OUTPUT};
+use crate::{reaper, sys, End, Error, ExitStatus, Signal, Stats};
 
 /// A running (or finished) child process.
 ///
@@ -48,6 +49,17 @@ pub struct Process {
     stderr_taken: bool,
     counters: Arc<Counters>,
     started: Instant,
+    /// The overall timeout (enforced by the shepherd), for `Error::Timeout`.
+    timeout: Option<Duration>,
+}
+
+/// What [`Process::watch`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watch {
+    /// The exit report arrived (reported once).
+    Exited,
+    /// The stop sequence asks to close stdin (reported once).
+    CloseStdin,
 }
 
 /// What the library knows of the child through its shepherd: the control
@@ -69,6 +81,11 @@ struct Link {
     /// without the pid-reuse risk of the bare number (see
     /// `kill_orphaned_group`). `None` where the kernel has no pidfds.
     leader: Option<OwnedFd>,
+    counters: Arc<Counters>,
+    /// `Watch::Exited` was handed out.
+    exit_watched: bool,
+    /// `Watch::CloseStdin` was handed out.
+    close_stdin_watched: bool,
 }
 
 /// A cheap handle that can signal a process from elsewhere (another task,
@@ -89,6 +106,7 @@ struct Link {
 pub struct ProcessHandle {
     pid: libc::pid_t,
     control: Weak<OwnedFd>,
+    counters: Arc<Counters>,
 }
 
 impl ProcessHandle {
@@ -101,20 +119,27 @@ impl ProcessHandle {
     /// process is already gone.
     pub fn kill(&self, signal: Signal) -> Result<(), Error> {
         match self.control.upgrade() {
-            Some(fd) => send_ignoring_gone(
-                &fd,
-                &ToShepherd::Signal {
-                    signal: signal.as_raw(),
-                },
-            ),
+            Some(fd) => {
+                self.counters.caller_stopped.store(true, Relaxed);
+                send_ignoring_gone(
+                    &fd,
+                    &ToShepherd::Signal {
+                        signal: signal.as_raw(),
+                    },
+                )
+            }
             None => Ok(()),
         }
     }
 
-    /// Graceful stop: SIGTERM to the group, SIGKILL after the kill timeout.
+    /// Graceful stop: runs the command's stop sequence (by default SIGTERM
+    /// to the group, SIGKILL after the kill timeout).
     pub fn shutdown(&self) -> Result<(), Error> {
         match self.control.upgrade() {
-            Some(fd) => send_ignoring_gone(&fd, &ToShepherd::Shutdown),
+            Some(fd) => {
+                self.counters.caller_stopped.store(true, Relaxed);
+                send_ignoring_gone(&fd, &ToShepherd::Shutdown)
+            }
             None => Ok(()),
         }
     }
@@ -135,6 +160,8 @@ impl Process {
         launched: Launched,
         modes: [StdioMode; 3],
         started: Instant,
+        limit: Option<u64>,
+        timeout: Option<Duration>,
     ) -> Result<Self, Error> {
         let Launched {
             shepherd_pid,
@@ -158,6 +185,9 @@ impl Process {
                 // reaped and its number recycled in between (the shepherd
                 // reaps it, and the whole pid space would have to wrap).
                 leader: Pid::from_raw(child_pid).and_then(|pid| sys::pidfd_open(pid).ok()),
+                counters: counters.clone(),
+                exit_watched: false,
+                close_stdin_watched: false,
             },
             stdin: None,
             stdout: None,
@@ -166,16 +196,21 @@ impl Process {
             stderr_taken: false,
             counters: counters.clone(),
             started,
+            timeout,
+        };
+        let link = ReaderLink {
+            control: process.link.control.weak(),
+            limit,
         };
         // On error `process` drops here, which cleans up the child.
         process.stdin = stdin_fd
             .map(|fd| ChildStdin::new(fd, counters.clone()))
             .transpose()?;
         process.stdout = stdout_fd
-            .map(|fd| ChildStdout::new(fd, counters.clone()))
+            .map(|fd| ChildStdout::new(fd, counters.clone(), link.clone()))
             .transpose()?;
         process.stderr = stderr_fd
-            .map(|fd| ChildStderr::new(fd, counters.clone()))
+            .map(|fd| ChildStderr::new(fd, counters.clone(), link))
             .transpose()?;
         Ok(process)
     }
@@ -195,6 +230,7 @@ impl Process {
         ProcessHandle {
             pid: self.link.pid,
             control: self.link.control.weak(),
+            counters: self.counters.clone(),
         }
     }
 
@@ -296,6 +332,7 @@ impl Process {
         if self.link.exit.is_some() {
             return Ok(());
         }
+        self.counters.caller_stopped.store(true, Relaxed);
         send_ignoring_gone(
             self.control_fd(),
             &ToShepherd::Signal {
@@ -337,28 +374,98 @@ impl Process {
         matches!(self.try_wait(), Ok(None))
     }
 
+    /// The exit status; [`Error::Timeout`] (with the status, no output:
+    /// that is the caller's to read) when the shepherd stopped the process
+    /// at the command's timeout.
     pub(crate) fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<Result<ExitStatus, Error>> {
-        std::task::ready!(self.link.poll_events(cx))?;
+        let status = std::task::ready!(self.poll_status(cx))?;
+        if let (true, Some(timeout)) = (self.deadline_fired(), self.timeout) {
+            return Poll::Ready(Err(Error::Timeout {
+                timeout,
+                output: Box::new(crate::Output {
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                    status,
+                    stats: self.stats(),
+                }),
+            }));
+        }
+        Poll::Ready(Ok(status))
+    }
+
+    /// The plain exit status, whatever stopped the process.
+    pub(crate) fn poll_status(&mut self, cx: &mut Context<'_>) -> Poll<Result<ExitStatus, Error>> {
+        let events = self.link.poll_events(cx);
+        self.apply_close_stdin();
+        std::task::ready!(events)?;
         Poll::Ready(match self.link.exit {
             Some((report, _)) => Ok(ExitStatus(report.termination)),
             None => Err(Error::Shepherd(crate::ShepherdError::Lost)),
         })
     }
 
-    /// Handles what the shepherd sends while the caller waits on something
-    /// else (the pipes); never completes. The pump runs it alongside its
-    /// reads, so that a lost shepherd ends `run` and the streams instead of
-    /// leaving them waiting for output that holders of the pipes never send.
-    pub(crate) async fn watch(&mut self) {
+    /// Like [`wait_status`](Self::wait_status), but `None` (once) when the
+    /// stop sequence asks to close stdin first.
+    pub(crate) async fn wait_or_close_stdin(&mut self) -> Option<Result<ExitStatus, Error>> {
         std::future::poll_fn(|cx| {
-            let _ = self.link.poll_events(cx);
-            Poll::<()>::Pending
+            let polled = self.poll_status(cx);
+            if self.close_stdin_requested() && !self.link.close_stdin_watched {
+                self.link.close_stdin_watched = true;
+                return Poll::Ready(None);
+            }
+            polled.map(Some)
         })
         .await
     }
 
-    /// Graceful stop: SIGTERM to the group, SIGKILL after the kill timeout
-    /// (both sent by the shepherd), then waits for the exit.
+    /// The plain exit status (see [`poll_status`](Self::poll_status)).
+    pub(crate) async fn wait_status(&mut self) -> Result<ExitStatus, Error> {
+        std::future::poll_fn(|cx| self.poll_status(cx)).await
+    }
+
+    /// The shepherd ran the stop sequence because the timeout expired.
+    pub(crate) fn deadline_fired(&self) -> bool {
+        matches!(self.link.exit, Some((r, _)) if r.stopped == Some(StopCause::Deadline))
+    }
+
+    /// The stop sequence asked to close stdin: drop ours.
+    fn apply_close_stdin(&mut self) {
+        if self.stdin.is_some() && self.counters.close_stdin.load(Relaxed) {
+            self.stdin = None;
+        }
+    }
+
+    /// Whether the stop sequence has asked to close stdin.
+    pub(crate) fn close_stdin_requested(&self) -> bool {
+        self.counters.close_stdin.load(Relaxed)
+    }
+
+    /// Handles what the shepherd sends while the caller waits on something
+    /// else (the pipes). The pump runs it alongside its reads, so that a
+    /// lost shepherd ends `run` and the streams instead of leaving them
+    /// waiting for output that holders of the pipes never send. Completes
+    /// once, when the exit report arrives, and otherwise only when the
+    /// stop sequence asks to close stdin.
+    pub(crate) async fn watch(&mut self) -> Watch {
+        std::future::poll_fn(|cx| {
+            let _ = self.link.poll_events(cx);
+            self.apply_close_stdin();
+            if self.close_stdin_requested() && !self.link.close_stdin_watched {
+                self.link.close_stdin_watched = true;
+                return Poll::Ready(Watch::CloseStdin);
+            }
+            if self.link.exit.is_some() && !self.link.exit_watched {
+                self.link.exit_watched = true;
+                return Poll::Ready(Watch::Exited);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Graceful stop: runs the command's stop sequence in the shepherd
+    /// (default: SIGTERM to the group, SIGKILL after the kill timeout),
+    /// then waits for the exit.
     ///
     /// # Errors
     ///
@@ -369,10 +476,23 @@ impl Process {
     /// Cancel-safe: the stop is under way once the first poll sent it, and
     /// the shepherd completes it whatever happens to the future.
     pub async fn shutdown(&mut self) -> Result<ExitStatus, Error> {
+        if self.link.exit.is_none() {
+            self.counters.caller_stopped.store(true, Relaxed);
+        }
         self.start_shutdown()?;
         self.wait().await
     }
 
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The command's overall timeout.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Starts the stop sequence (for the library's own reasons).
     pub(crate) fn start_shutdown(&self) -> Result<(), Error> {
         if self.link.exit.is_some() {
             return Ok(());
@@ -391,10 +511,31 @@ impl Process {
                 stats.user_time = Some(Duration::from_micros(report.user_time_us));
                 stats.system_time = Some(Duration::from_micros(report.system_time_us));
                 stats.max_rss_bytes = Some(report.max_rss_kib * 1024);
+                stats.end = Some(self.end(&report));
             }
             None => stats.wall_time = self.started.elapsed(),
         }
         stats
+    }
+}
+
+impl Process {
+    /// How the run ended, from the exit report and what was asked here.
+    fn end(&self, report: &ExitReport) -> End {
+        match (report.stopped, self.counters.library_stop.load(Relaxed)) {
+            (Some(StopCause::Deadline), _) => End::Timeout,
+            (_, STOP_MAX_OUTPUT) => End::MaxOutput,
+            (_, STOP_IDLE) => End::IdleTimeout,
+            (Some(StopCause::OwnerGone | StopCause::Signalled), _) => End::OwnerGone,
+            (Some(StopCause::Requested), _) => End::Killed,
+            (None, _) => match report.termination {
+                Termination::Exited(_) => End::Exited,
+                Termination::Signaled { .. } if self.counters.caller_stopped.load(Relaxed) => {
+                    End::Killed
+                }
+                Termination::Signaled { .. } => End::Signalled,
+            },
+        }
     }
 }
 
@@ -410,6 +551,9 @@ impl Link {
                 Ok(Some(FromShepherd::Exited(report))) => {
                     self.exit = Some((report, Instant::now()));
                     self.release_shepherd();
+                }
+                Ok(Some(FromShepherd::CloseStdin)) => {
+                    self.counters.close_stdin.store(true, Relaxed);
                 }
                 Ok(Some(FromShepherd::Error { message })) => {
                     tracing::debug!(pid = self.pid, %message, "shepherd reported an error");

@@ -1,7 +1,8 @@
 //! The engine behind `run` and the streams: reads stdout and stderr as
-//! asked, feeds stdin concurrently, enforces the timeout (see
-//! [`crate::deadline`]) and `max_output`, and finally waits for the exit.
-//! One place for all of it, so `run`, the streams and the CLI behave alike.
+//! asked, feeds stdin concurrently, enforces `max_output` and the idle
+//! timeout, and finally waits for the exit. The overall timeout is the
+//! shepherd's: the pump learns from the exit report that it fired. One
+//! place for all of it, so `run`, the streams and the CLI behave alike.
 
 use std::future::Future;
 use std::io;
@@ -10,9 +11,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::deadline::Deadline;
 use crate::input::{feed, Input};
 use crate::pipe::{ChildStderr, ChildStdout, CHUNK};
+use crate::process::Watch;
+use crate::stats::{STOP_IDLE, STOP_MAX_OUTPUT};
 use crate::{Error, ExitStatus, Output, Process};
 
 /// A piece of output, tagged with the stream it came from.
@@ -41,26 +43,49 @@ pub enum Chunk {
     Stderr(Bytes),
 }
 
-/// Why the pump stopped the process early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why the process was stopped, or reading ended early.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Abort {
+    /// The shepherd's deadline fired (learnt from the exit report).
     Timeout(Duration),
+    /// No output for this long.
+    Idle(Duration),
+    /// A stream went past the limit.
     MaxOutput(u64),
+    /// The child exited but these pids kept the pipes open past the bound.
+    Leftovers(Vec<u32>),
+}
+
+/// The library-side limits of `run` and the streams.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PumpLimits {
+    pub(crate) max_output: Option<u64>,
+    pub(crate) idle: Option<Duration>,
+    /// Set with `kill_leftovers(false)`: how long to wait for end of file
+    /// after the exit.
+    pub(crate) leftover_wait: Option<Duration>,
 }
 
 type Feeder = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+type Timer = Pin<Box<tokio::time::Sleep>>;
 
 pub(crate) struct Pump {
     pub(crate) process: Process,
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     feeder: Option<Feeder>,
-    deadline: Option<Deadline>,
-    max_output: Option<u64>,
+    limits: PumpLimits,
     out_seen: u64,
     err_seen: u64,
-    /// Set when a chunk was cut at `max_output`: the next call aborts.
-    pending_abort: Option<Abort>,
+    /// The stream went past `max_output`: the rest is read and discarded.
+    out_over: bool,
+    err_over: bool,
+    /// Why the library started the stop sequence, if it did.
+    stopping: Option<Abort>,
+    /// Fires after `limits.idle` without a chunk; re-armed by every read.
+    idle: Option<Timer>,
+    /// Armed when the exit is known and kill_leftovers is off.
+    leftovers: Option<Timer>,
     /// The exit status once the pump is done; `finished` without a status
     /// means it failed.
     status: Option<ExitStatus>,
@@ -87,26 +112,24 @@ impl From<Error> for PumpError {
 }
 
 impl Pump {
-    pub(crate) fn new(
-        mut process: Process,
-        input: Option<Input>,
-        timeout: Option<Duration>,
-        max_output: Option<u64>,
-    ) -> Self {
+    pub(crate) fn new(mut process: Process, input: Option<Input>, limits: PumpLimits) -> Self {
         let feeder = match (process.take_stdin(), input) {
             (Some(stdin), Some(input)) => Some(Box::pin(feed(stdin, input)) as Feeder),
             _ => None,
         };
         Pump {
-            deadline: timeout.map(|t| Deadline::start(t, process.handle())),
             stdout: process.take_stdout(),
             stderr: process.take_stderr(),
             process,
             feeder,
-            max_output,
             out_seen: 0,
             err_seen: 0,
-            pending_abort: None,
+            out_over: false,
+            err_over: false,
+            stopping: None,
+            idle: limits.idle.map(|d| Box::pin(tokio::time::sleep(d))),
+            leftovers: None,
+            limits,
             status: None,
             finished: false,
         }
@@ -117,39 +140,37 @@ impl Pump {
         self.status
     }
 
-    /// The timeout, once its deadline has passed. Checked before anything
-    /// else, so a child the deadline stopped is reported as timed out, not
-    /// by its exit status, and no chunk is returned after the deadline.
-    fn timed_out(&self) -> Option<Abort> {
-        let deadline = self.deadline.as_ref()?;
-        deadline.passed().then(|| Abort::Timeout(deadline.limit()))
-    }
-
     /// The next chunk, an error, or `None` once the child exited and all
     /// output was read (the status is then in [`status`](Self::status)).
+    ///
+    /// Stopping never closes the pipes: after a timeout, `max_output` or
+    /// an idle timeout, output is still read (what is within the limits is
+    /// delivered, the overflowing stream discarded) until end of file on
+    /// both pipes and the exit; only then does the error come.
     pub(crate) async fn next(&mut self) -> Option<Step> {
         if self.finished {
             return None;
         }
-        if let Some(reason) = self.pending_abort.take() {
-            return Some(self.abort(reason).await);
-        }
         loop {
-            if let Some(reason) = self.timed_out() {
-                return Some(self.abort(reason).await);
-            }
             if self.stdout.is_none() && self.stderr.is_none() {
                 return self.finish().await.err().map(Err);
             }
             tokio::select! {
-                () = expired(&self.deadline) => {}
                 r = read(&mut self.stdout) => match r {
-                    Ok(Some(b)) => return Some(self.limit(b, true).map(Chunk::Stdout)),
+                    Ok(Some(b)) => {
+                        if let Some(b) = self.limit(b, true) {
+                            return Some(Ok(Chunk::Stdout(b)));
+                        }
+                    }
                     Ok(None) => self.stdout = None,
                     Err(e) => return Some(self.fail(e.into())),
                 },
                 r = read(&mut self.stderr) => match r {
-                    Ok(Some(b)) => return Some(self.limit(b, false).map(Chunk::Stderr)),
+                    Ok(Some(b)) => {
+                        if let Some(b) = self.limit(b, false) {
+                            return Some(Ok(Chunk::Stderr(b)));
+                        }
+                    }
                     Ok(None) => self.stderr = None,
                     Err(e) => return Some(self.fail(e.into())),
                 },
@@ -159,10 +180,36 @@ impl Pump {
                         return Some(self.fail(e.into()));
                     }
                 }
-                // Never completes; handles the control channel meanwhile
-                // (a lost shepherd gets the group killed, ending the reads).
-                () = self.process.watch() => {}
+                () = sleeping(&mut self.idle) => self.idle_expired(),
+                () = sleeping(&mut self.leftovers) => {
+                    let pids = pipe_holders(&self.stdout, &self.stderr);
+                    self.stdout = None;
+                    self.stderr = None;
+                    return self.conclude(Some(pids)).await.err().map(Err);
+                }
+                // Handles the control channel meanwhile (a lost shepherd
+                // gets the group killed, ending the reads); completes when
+                // the exit report arrives or stdin is to be closed.
+                w = self.process.watch() => self.watched(w),
             }
+        }
+    }
+
+    fn watched(&mut self, w: Watch) {
+        match w {
+            Watch::CloseStdin => self.feeder = None,
+            Watch::Exited => {
+                if let Some(d) = self.limits.leftover_wait {
+                    self.leftovers = Some(Box::pin(tokio::time::sleep(d)));
+                }
+            }
+        }
+    }
+
+    fn idle_expired(&mut self) {
+        self.idle = None;
+        if let Some(d) = self.limits.idle {
+            self.stop_for(Abort::Idle(d), STOP_IDLE);
         }
     }
 
@@ -170,61 +217,87 @@ impl Pump {
     /// a child may read its input after closing its output).
     async fn finish(&mut self) -> Result<(), PumpError> {
         loop {
-            if let Some(reason) = self.timed_out() {
-                return self.abort(reason).await.map(drop);
-            }
             tokio::select! {
-                () = expired(&self.deadline) => {}
-                r = self.process.wait() => {
-                    self.finished = true;
-                    if let Some(d) = &self.deadline {
-                        d.cancel();
+                r = self.process.wait_or_close_stdin() => match r {
+                    None => self.feeder = None,
+                    Some(Err(e)) => {
+                        self.finished = true;
+                        return Err(e.into());
                     }
-                    self.feeder = None;
-                    self.status = Some(r?);
-                    return Ok(());
-                }
+                    Some(Ok(_)) => return self.conclude(None).await,
+                },
                 r = feeding(&mut self.feeder) => {
                     self.feeder = None;
                     if let Err(e) = r {
                         return self.fail(e.into()).map(drop);
                     }
                 }
+                () = sleeping(&mut self.idle) => self.idle_expired(),
             }
         }
     }
 
-    /// Applies `max_output` to a chunk of stdout (`is_out`) or stderr.
-    fn limit(&mut self, mut chunk: Bytes, is_out: bool) -> Result<Bytes, PumpError> {
-        let seen = if is_out {
-            &mut self.out_seen
+    /// The end: the exit status, and the error if the process was stopped
+    /// (the timeout first: the shepherd reports the first cause of its
+    /// stop) or left holders of its pipes.
+    async fn conclude(&mut self, leftovers: Option<Vec<u32>>) -> Result<(), PumpError> {
+        self.finished = true;
+        self.feeder = None;
+        self.idle = None;
+        self.leftovers = None;
+        let status = self.process.wait_status().await?;
+        self.status = Some(status);
+        let reason = if self.process.deadline_fired() {
+            Some(Abort::Timeout(self.process.timeout().unwrap_or_default()))
         } else {
-            &mut self.err_seen
+            self.stopping.take().or(leftovers.map(Abort::Leftovers))
         };
-        if let Some(max) = self.max_output {
+        match reason {
+            Some(reason) => Err(PumpError::Aborted { reason, status }),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies `max_output` to a chunk of stdout (`is_out`) or stderr:
+    /// what fits is delivered; past the limit the stop sequence starts and
+    /// the rest of that stream is discarded (`None`).
+    fn limit(&mut self, mut chunk: Bytes, is_out: bool) -> Option<Bytes> {
+        if let (Some(idle), Some(d)) = (self.idle.as_mut(), self.limits.idle) {
+            idle.as_mut().reset(tokio::time::Instant::now() + d);
+        }
+        let (seen, over) = if is_out {
+            (&mut self.out_seen, &mut self.out_over)
+        } else {
+            (&mut self.err_seen, &mut self.err_over)
+        };
+        if *over {
+            return None;
+        }
+        let mut exceeded = None;
+        if let Some(max) = self.limits.max_output {
             let room = max.saturating_sub(*seen);
             if chunk.len() as u64 > room {
                 chunk.truncate(room as usize);
-                self.pending_abort = Some(Abort::MaxOutput(max));
+                *over = true;
+                exceeded = Some(max);
             }
         }
         *seen += chunk.len() as u64;
-        Ok(chunk)
+        if let Some(max) = exceeded {
+            self.stop_for(Abort::MaxOutput(max), STOP_MAX_OUTPUT);
+        }
+        (!chunk.is_empty()).then_some(chunk)
     }
 
-    /// Stops reading, terminates the tree (SIGTERM, SIGKILL after the kill
-    /// timeout) and waits for the exit.
-    async fn abort(&mut self, reason: Abort) -> Step {
-        self.stdout = None;
-        self.stderr = None;
-        self.feeder = None;
-        self.finished = true;
-        if let Err(e) = self.process.start_shutdown() {
-            return Err(e.into());
+    /// Starts the stop sequence for `reason`, once.
+    fn stop_for(&mut self, reason: Abort, code: u8) {
+        if self.stopping.is_none() {
+            self.stopping = Some(reason);
+            self.process.counters().library_stopped(code);
+            if let Err(e) = self.process.start_shutdown() {
+                tracing::debug!(error = %e, "cannot start the stop sequence");
+            }
         }
-        let status = self.process.wait().await?;
-        self.status = Some(status);
-        Err(PumpError::Aborted { reason, status })
     }
 
     fn fail(&mut self, e: Error) -> Step {
@@ -265,32 +338,61 @@ impl Pump {
         stdout: Vec<u8>,
         stderr: Vec<u8>,
     ) -> Error {
-        match e {
-            PumpError::Failed(e) => e,
-            PumpError::Aborted {
-                reason: Abort::Timeout(timeout),
-                status,
-            } => Error::Timeout {
-                timeout,
-                output: Box::new(self.output(status, stdout, stderr)),
-            },
-            PumpError::Aborted {
-                reason: Abort::MaxOutput(limit),
-                status,
-            } => Error::MaxOutputExceeded {
-                limit,
-                output: Box::new(self.output(status, stdout, stderr)),
-            },
+        let (reason, status) = match e {
+            PumpError::Failed(e) => return e,
+            PumpError::Aborted { reason, status } => (reason, status),
+        };
+        let output = Box::new(self.output(status, stdout, stderr));
+        match reason {
+            Abort::Timeout(timeout) => Error::Timeout { timeout, output },
+            Abort::Idle(timeout) => Error::IdleTimeout { timeout, output },
+            Abort::MaxOutput(limit) => Error::MaxOutputExceeded { limit, output },
+            Abort::Leftovers(pids) => Error::LeftoverHolders { pids, output },
         }
     }
 }
 
-/// Completes when the deadline passes; never without one.
-async fn expired(deadline: &Option<Deadline>) {
-    match deadline {
-        Some(d) => d.expired().await,
+/// Completes when the timer fires; never without one.
+async fn sleeping(timer: &mut Option<Timer>) {
+    match timer {
+        Some(t) => t.as_mut().await,
         None => std::future::pending().await,
     }
+}
+
+/// The processes other than us that hold either end of our remaining
+/// output pipes, found by their `pipe:[inode]` links in `/proc/*/fd`.
+fn pipe_holders(stdout: &Option<ChildStdout>, stderr: &Option<ChildStderr>) -> Vec<u32> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let fds = [
+        stdout.as_ref().map(|r| r.as_raw_fd()),
+        stderr.as_ref().map(|r| r.as_raw_fd()),
+    ];
+    let links: Vec<String> = fds
+        .iter()
+        .flatten()
+        .filter_map(|fd| std::fs::metadata(format!("/proc/self/fd/{fd}")).ok())
+        .map(|m| format!("pipe:[{}]", m.ino()))
+        .collect();
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.filter_map(Result::ok).any(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|target| links.iter().any(|l| target.as_os_str() == l.as_str()))
+                })
+            })
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 /// The next chunk of an output pipe; never once it is gone.

@@ -84,11 +84,23 @@ pub(crate) fn read_into_bytes(fd: impl AsFd, buf: &mut BytesMut, max: usize) -> 
     Ok(n)
 }
 
-/// Reads into the unfilled part of a tokio `ReadBuf` and advances it.
-pub(crate) fn read_into_readbuf(fd: impl AsFd, buf: &mut ReadBuf<'_>) -> io::Result<usize> {
+/// `read` into an initialised slice.
+pub(crate) fn read_slice(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    Ok(rustix::io::read(fd, buf)?)
+}
+
+/// Reads at most `max` bytes into the unfilled part of a tokio `ReadBuf`
+/// and advances it.
+pub(crate) fn read_into_readbuf(
+    fd: impl AsFd,
+    buf: &mut ReadBuf<'_>,
+    max: usize,
+) -> io::Result<usize> {
     // SAFETY: `read` only writes initialised bytes into the slice and
     // never de-initialises any; we report exactly the `n` it wrote.
-    let n = read(fd, unsafe { buf.unfilled_mut() })?;
+    let unfilled = unsafe { buf.unfilled_mut() };
+    let max = max.min(unfilled.len());
+    let n = read(fd, &mut unfilled[..max])?;
     // SAFETY: those `n` bytes were just initialised by the kernel.
     unsafe { buf.assume_init(n) };
     buf.advance(n);

@@ -403,6 +403,9 @@ async fn child_that_closes_stdin_early_does_not_fail_the_run() {
 
 /// A descriptor the owner leaked without close-on-exec reaches neither the
 /// shepherd nor the child, and the shepherd holds none of our stdin/stdout.
+/// Of the child's pipes it keeps only spare read ends of stdout and stderr
+/// (so that stopping never closes them under the child), never stdin's
+/// write end (end of file on stdin is the library's).
 #[tokio::test]
 async fn child_sees_only_its_three_standard_fds() {
     use std::os::fd::AsRawFd;
@@ -430,12 +433,36 @@ async fn child_sees_only_its_three_standard_fds() {
             })
             .collect()
     };
-    // Right after sending the pipe ends the shepherd closes its copies; give
-    // it that instant. A kept copy would never go away.
+    // Right after sending the pipe ends the shepherd closes its stdin copy;
+    // give it that instant. A kept copy would never go away.
     assert!(
-        common::eventually(common::GUARD, || shepherd_fds().len() == 5),
-        "0-2, control socket, signalfd: {:?}",
+        common::eventually(common::GUARD, || shepherd_fds().len() == 7),
+        "0-2, control socket, signalfd, spare stdout and stderr: {:?}",
         shepherd_fds()
+    );
+    let (stdin_end, stdout_end) = (p.take_stdin().unwrap(), p.take_stdout().unwrap());
+    let inode = |fd: i32| {
+        std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let fds = shepherd_fds();
+    // (fd 2 is the owner's stderr, a pipe too under a test runner.)
+    let pipes: Vec<&String> = fds
+        .iter()
+        .filter(|f| f.contains("pipe:") && !f.starts_with("2->"))
+        .collect();
+    assert_eq!(pipes.len(), 2, "{fds:?}");
+    assert!(
+        !fds.iter()
+            .any(|f| f.ends_with(&inode(stdin_end.as_raw_fd()))),
+        "{fds:?}"
+    );
+    assert!(
+        fds.iter()
+            .any(|f| f.ends_with(&inode(stdout_end.as_raw_fd()))),
+        "{fds:?}"
     );
     let fds = shepherd_fds();
     assert!(fds.contains(&"0->/dev/null".to_string()), "{fds:?}");

@@ -22,6 +22,13 @@ pub enum ToShepherd {
     Shutdown,
     /// Resize the child's terminal (PTY mode).
     SetWindowSize(WindowSize),
+    /// The library closed its end of the child's stdout (1) or stderr (2)
+    /// for good: the shepherd closes its spare read end too, so that the
+    /// child's next write gets `EPIPE` as without a shepherd.
+    ReleaseOutput {
+        /// 1 for stdout, 2 for stderr.
+        fd: u8,
+    },
 }
 
 /// Messages from the shepherd to the library.
@@ -55,6 +62,42 @@ pub enum FromShepherd {
         /// A human-readable reason.
         message: String,
     },
+    /// A stop sequence reached a `close-stdin` step: the library closes its
+    /// end of the child's stdin.
+    CloseStdin,
+}
+
+/// Why the shepherd ran the stop sequence, in [`ExitReport::stopped`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopCause {
+    /// The request's timeout expired.
+    Deadline,
+    /// The library asked for it (`Shutdown`).
+    Requested,
+    /// The control socket closed: the owner is gone.
+    OwnerGone,
+    /// The shepherd itself was sent SIGTERM.
+    Signalled,
+}
+
+impl StopCause {
+    fn to_u8(self) -> u8 {
+        match self {
+            StopCause::Deadline => 1,
+            StopCause::Requested => 2,
+            StopCause::OwnerGone => 3,
+            StopCause::Signalled => 4,
+        }
+    }
+    fn from_u8(v: u8) -> Result<Self, DecodeError> {
+        Ok(match v {
+            1 => StopCause::Deadline,
+            2 => StopCause::Requested,
+            3 => StopCause::OwnerGone,
+            4 => StopCause::Signalled,
+            _ => return Err(DecodeError::BadValue("stop cause")),
+        })
+    }
 }
 
 /// The step of starting a child that failed.
@@ -121,6 +164,10 @@ pub struct ExitReport {
     pub system_time_us: u64,
     /// Peak resident set size, KiB.
     pub max_rss_kib: u64,
+    /// Why the shepherd had started the stop sequence before the child
+    /// exited; `None` if it had not. On the wire: one optional trailing
+    /// byte, absent for `None` (so older reports decode unchanged).
+    pub stopped: Option<StopCause>,
 }
 
 const TO_HELLO: u8 = 0x01;
@@ -128,12 +175,14 @@ const TO_SPAWN: u8 = 0x02;
 const TO_SIGNAL: u8 = 0x03;
 const TO_SHUTDOWN: u8 = 0x04;
 const TO_WINSIZE: u8 = 0x05;
+const TO_RELEASE_OUTPUT: u8 = 0x06;
 
 const FROM_HELLO: u8 = 0x81;
 const FROM_SPAWNED: u8 = 0x82;
 const FROM_SPAWN_FAILED: u8 = 0x83;
 const FROM_EXITED: u8 = 0x84;
 const FROM_ERROR: u8 = 0x85;
+const FROM_CLOSE_STDIN: u8 = 0x86;
 
 fn hello_payload(version: u16) -> Vec<u8> {
     let mut p = MAGIC.to_vec();
@@ -180,6 +229,7 @@ impl ToShepherd {
                 put_u16(&mut p, ws.cols);
                 encode_frame(out, TO_WINSIZE, &p)
             }
+            ToShepherd::ReleaseOutput { fd } => encode_frame(out, TO_RELEASE_OUTPUT, &[*fd]),
         }
     }
 
@@ -197,6 +247,10 @@ impl ToShepherd {
                 rows: r.u16()?,
                 cols: r.u16()?,
             }),
+            TO_RELEASE_OUTPUT => match r.u8()? {
+                fd @ (1 | 2) => ToShepherd::ReleaseOutput { fd },
+                _ => return Err(DecodeError::BadValue("released fd")),
+            },
             other => return Err(DecodeError::UnknownKind(other)),
         };
         r.finish()?;
@@ -260,12 +314,16 @@ impl FromShepherd {
                 put_u64(&mut p, report.user_time_us);
                 put_u64(&mut p, report.system_time_us);
                 put_u64(&mut p, report.max_rss_kib);
+                if let Some(cause) = report.stopped {
+                    put_u8(&mut p, cause.to_u8());
+                }
                 FROM_EXITED
             }
             FromShepherd::Error { message } => {
                 put_bytes(&mut p, message.as_bytes());
                 FROM_ERROR
             }
+            FromShepherd::CloseStdin => FROM_CLOSE_STDIN,
         };
         encode_frame(out, kind, &p);
     }
@@ -301,11 +359,17 @@ impl FromShepherd {
                     user_time_us: r.u64()?,
                     system_time_us: r.u64()?,
                     max_rss_kib: r.u64()?,
+                    stopped: if r.is_empty() {
+                        None
+                    } else {
+                        Some(StopCause::from_u8(r.u8()?)?)
+                    },
                 })
             }
             FROM_ERROR => FromShepherd::Error {
                 message: String::from_utf8_lossy(r.bytes()?).into_owned(),
             },
+            FROM_CLOSE_STDIN => FromShepherd::CloseStdin,
             other => return Err(DecodeError::UnknownKind(other)),
         };
         r.finish()?;

@@ -5,7 +5,7 @@
 //! that meets a tag it does not know refuses the request with a clear error
 //! instead of silently ignoring an isolation setting.
 
-use crate::codec::{put_bytes, put_u16, put_u8, Reader};
+use crate::codec::{put_bytes, put_i32, put_u16, put_u64, put_u8, Reader};
 use crate::DecodeError;
 
 /// What one of the child's standard streams is connected to.
@@ -51,6 +51,27 @@ pub struct WindowSize {
     pub cols: u16,
 }
 
+/// What one step of a stop sequence does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopAction {
+    /// Send this signal to the process group (and the shepherd's children).
+    Signal(i32),
+    /// Tell the library to close the child's stdin (the shepherd holds no
+    /// end of it: it sends [`FromShepherd::CloseStdin`](crate::FromShepherd::CloseStdin)).
+    CloseStdin,
+}
+
+/// One step of a stop sequence: an action, then a wait before the next
+/// step. After the last step's wait, the shepherd always SIGKILLs what is
+/// left, so every sequence ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StopStep {
+    /// What to do.
+    pub action: StopAction,
+    /// Milliseconds to wait before the next step (or the final SIGKILL).
+    pub wait_ms: u64,
+}
+
 /// Everything needed to start one child. Strings are raw bytes: Unix paths,
 /// arguments and environment entries need not be UTF-8.
 ///
@@ -93,6 +114,12 @@ pub struct SpawnRequest {
     pub kill_leftovers: bool,
     /// Run the child on a pseudo-terminal of this size instead of pipes.
     pub pty: Option<WindowSize>,
+    /// Overall time limit, enforced by the shepherd: when it expires, the
+    /// stop sequence starts and the exit report says so.
+    pub timeout_ms: Option<u64>,
+    /// How to stop the child (on timeout, `Shutdown`, owner gone). Empty:
+    /// SIGTERM, wait `kill_timeout_ms`, SIGKILL.
+    pub stop_sequence: Vec<StopStep>,
 }
 
 const TAG_PROGRAM: u8 = 1;
@@ -105,6 +132,10 @@ const TAG_PIPE_SIZE: u8 = 7;
 const TAG_KILL_LEFTOVERS: u8 = 8;
 const TAG_ARG0: u8 = 9;
 const TAG_PTY: u8 = 10;
+// Issue 10 (limits). Numbered apart from the tags other work adds after 10,
+// so that two branches cannot give one number two meanings.
+const TAG_TIMEOUT: u8 = 20;
+const TAG_STOP_STEP: u8 = 21;
 
 impl SpawnRequest {
     /// A request with defaults: stdin, stdout and stderr piped, empty
@@ -127,6 +158,22 @@ impl SpawnRequest {
             pipe_size: 256 << 10,
             kill_leftovers: true,
             pty: None,
+            timeout_ms: None,
+            stop_sequence: Vec::new(),
+        }
+    }
+
+    /// The stop sequence the shepherd runs: the requested one, or the
+    /// default SIGTERM then `kill_timeout_ms`. (The final SIGKILL is
+    /// implicit in both.)
+    pub fn effective_stop_sequence(&self) -> Vec<StopStep> {
+        if self.stop_sequence.is_empty() {
+            vec![StopStep {
+                action: StopAction::Signal(15),
+                wait_ms: self.kill_timeout_ms,
+            }]
+        } else {
+            self.stop_sequence.clone()
         }
     }
 
@@ -172,6 +219,24 @@ impl SpawnRequest {
             put_u16(&mut v, ws.rows);
             put_u16(&mut v, ws.cols);
             field(&mut out, TAG_PTY, &v);
+        }
+        if let Some(ms) = self.timeout_ms {
+            field(&mut out, TAG_TIMEOUT, &ms.to_le_bytes());
+        }
+        for step in &self.stop_sequence {
+            let mut v = Vec::with_capacity(13);
+            match step.action {
+                StopAction::Signal(sig) => {
+                    put_u8(&mut v, 0);
+                    put_i32(&mut v, sig);
+                }
+                StopAction::CloseStdin => {
+                    put_u8(&mut v, 1);
+                    put_i32(&mut v, 0);
+                }
+            }
+            put_u64(&mut v, step.wait_ms);
+            field(&mut out, TAG_STOP_STEP, &v);
         }
         out
     }
@@ -230,6 +295,20 @@ impl SpawnRequest {
                         cols: v.u16()?,
                     })
                 }
+                TAG_TIMEOUT => req.timeout_ms = Some(v.u64()?),
+                TAG_STOP_STEP => {
+                    let kind = v.u8()?;
+                    let sig = v.i32()?;
+                    let action = match (kind, sig) {
+                        (0, sig) => StopAction::Signal(sig),
+                        (1, 0) => StopAction::CloseStdin,
+                        _ => return Err(DecodeError::BadValue("stop step")),
+                    };
+                    req.stop_sequence.push(StopStep {
+                        action,
+                        wait_ms: v.u64()?,
+                    });
+                }
                 other => return Err(DecodeError::UnknownField(other)),
             }
             v.finish()?;
@@ -285,6 +364,17 @@ mod tests {
             pipe_size: 0,
             kill_leftovers: false,
             pty: Some(WindowSize { rows: 24, cols: 80 }),
+            timeout_ms: Some(1500),
+            stop_sequence: vec![
+                StopStep {
+                    action: StopAction::CloseStdin,
+                    wait_ms: 100,
+                },
+                StopStep {
+                    action: StopAction::Signal(2),
+                    wait_ms: 2000,
+                },
+            ],
         };
         assert_eq!(SpawnRequest::decode(&req.encode()).unwrap(), req);
     }

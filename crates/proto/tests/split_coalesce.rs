@@ -27,21 +27,40 @@ fn spawn_request() -> impl Strategy<Value = SpawnRequest> {
         any::<u32>(),
         any::<bool>(),
         proptest::option::of((any::<u16>(), any::<u16>())),
+        (
+            proptest::option::of(any::<u64>()),
+            proptest::collection::vec(stop_step(), 0..4),
+        ),
     )
-        .prop_map(|(program, args, env, cwd, (i, o, e), kt, ps, kl, pty)| {
-            let mut r = SpawnRequest::new(program);
-            r.args = args;
-            r.env = env;
-            r.cwd = cwd;
-            r.stdin = i;
-            r.stdout = o;
-            r.stderr = e;
-            r.kill_timeout_ms = kt;
-            r.pipe_size = ps;
-            r.kill_leftovers = kl;
-            r.pty = pty.map(|(rows, cols)| WindowSize { rows, cols });
-            r
-        })
+        .prop_map(
+            |(program, args, env, cwd, (i, o, e), kt, ps, kl, pty, (to, stop))| {
+                let mut r = SpawnRequest::new(program);
+                r.args = args;
+                r.env = env;
+                r.cwd = cwd;
+                r.stdin = i;
+                r.stdout = o;
+                r.stderr = e;
+                r.kill_timeout_ms = kt;
+                r.pipe_size = ps;
+                r.kill_leftovers = kl;
+                r.pty = pty.map(|(rows, cols)| WindowSize { rows, cols });
+                r.timeout_ms = to;
+                r.stop_sequence = stop;
+                r
+            },
+        )
+}
+
+fn stop_step() -> impl Strategy<Value = StopStep> {
+    (
+        prop_oneof![
+            any::<i32>().prop_map(StopAction::Signal),
+            Just(StopAction::CloseStdin)
+        ],
+        any::<u64>(),
+    )
+        .prop_map(|(action, wait_ms)| StopStep { action, wait_ms })
 }
 
 fn to_shepherd() -> impl Strategy<Value = ToShepherd> {
@@ -52,6 +71,7 @@ fn to_shepherd() -> impl Strategy<Value = ToShepherd> {
         Just(ToShepherd::Shutdown),
         (any::<u16>(), any::<u16>())
             .prop_map(|(rows, cols)| ToShepherd::SetWindowSize(WindowSize { rows, cols })),
+        (1u8..=2).prop_map(|fd| ToShepherd::ReleaseOutput { fd }),
     ]
 }
 
@@ -70,19 +90,34 @@ fn from_shepherd() -> impl Strategy<Value = FromShepherd> {
             core_dumped
         }),
     ];
+    let stopped = proptest::option::of(prop_oneof![
+        Just(StopCause::Deadline),
+        Just(StopCause::Requested),
+        Just(StopCause::OwnerGone),
+        Just(StopCause::Signalled),
+    ]);
     prop_oneof![
         any::<u16>().prop_map(|version| FromShepherd::Hello { version }),
         (any::<i32>(), any::<u8>()).prop_map(|(pid, fds)| FromShepherd::Spawned { pid, fds }),
         (stage, any::<i32>()).prop_map(|(stage, errno)| FromShepherd::SpawnFailed { stage, errno }),
-        (termination, any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(t, u, s, m)| {
-            FromShepherd::Exited(ExitReport {
-                termination: t,
-                user_time_us: u,
-                system_time_us: s,
-                max_rss_kib: m,
-            })
-        }),
+        (
+            termination,
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            stopped
+        )
+            .prop_map(|(t, u, s, m, stopped)| {
+                FromShepherd::Exited(ExitReport {
+                    termination: t,
+                    user_time_us: u,
+                    system_time_us: s,
+                    max_rss_kib: m,
+                    stopped,
+                })
+            }),
         "[a-z ]{0,30}".prop_map(|message| FromShepherd::Error { message }),
+        Just(FromShepherd::CloseStdin),
     ]
 }
 

@@ -36,7 +36,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use net_runner_proto::{
-    check_version, ExitReport, FromShepherd, SpawnRequest, ToShepherd, CONTROL_FD,
+    check_version, ExitReport, FromShepherd, SpawnRequest, StdioMode, StopAction, StopCause,
+    StopStep, ToShepherd, CONTROL_FD,
 };
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::{retry_on_intr, Errno};
@@ -108,6 +109,13 @@ fn run() -> io::Result<()> {
             return Ok(());
         }
     };
+    let now = Instant::now();
+    let outputs = [req.stdout, req.stderr]
+        .iter()
+        .enumerate()
+        .filter(|(_, mode)| **mode == StdioMode::Pipe)
+        .map(|(i, _)| i as u8 + 1)
+        .collect();
     let mut shepherd = Shepherd {
         control,
         sigfd,
@@ -115,13 +123,17 @@ fn run() -> io::Result<()> {
         exit: None,
         exit_sent: false,
         owner_gone: false,
-        deadline: None,
-        kill_timeout: Duration::from_millis(req.kill_timeout_ms),
+        deadline: req
+            .timeout_ms
+            .and_then(|ms| now.checked_add(Duration::from_millis(ms))),
+        stop: None,
+        stop_sequence: req.effective_stop_sequence(),
         kill_leftovers: req.kill_leftovers,
         terminated: Vec::new(),
+        spare: Vec::new(),
     };
     // `start` returns once the child has exec'd: hand over its pipes now.
-    shepherd.send_spawned(started.library_fds);
+    shepherd.send_spawned(started.library_fds, outputs);
     shepherd.run()
 }
 
@@ -167,6 +179,18 @@ fn read_spawn_request(control: &mut Control, sigfd: &OwnedFd) -> io::Result<Opti
 /// How often a terminating shepherd looks for newly adopted descendants.
 const ADOPTION_CHECK: Duration = Duration::from_millis(50);
 
+/// A stop sequence under way.
+struct Stopping {
+    /// Why it started; `None` for the cleanup of leftovers after the exit.
+    cause: Option<StopCause>,
+    /// The next step to run (`steps.len()`: the final SIGKILL).
+    next: usize,
+    /// When to run it.
+    next_at: Instant,
+    /// The last signal sent, which newly adopted descendants get too.
+    last_signal: Option<i32>,
+}
+
 /// The running state: one child, its tree, and the owner's channel.
 struct Shepherd {
     control: Control,
@@ -176,12 +200,20 @@ struct Shepherd {
     exit: Option<ExitReport>,
     exit_sent: bool,
     owner_gone: bool,
-    /// When SIGTERM was sent: the moment to SIGKILL what is left.
+    /// The request's overall time limit: when to start the stop sequence.
     deadline: Option<Instant>,
-    /// Children already sent SIGTERM by `terminate`.
+    /// The stop sequence, once started.
+    stop: Option<Stopping>,
+    stop_sequence: Vec<StopStep>,
+    /// Children already signalled by the stop sequence.
     terminated: Vec<Pid>,
-    kill_timeout: Duration,
     kill_leftovers: bool,
+    /// Our own copies of the read ends of the child's stdout (1) and
+    /// stderr (2). Never read while the owner is there (the data is the
+    /// library's); they keep the pipes open, so that a child writing while
+    /// it shuts down never dies of SIGPIPE, and once the owner is gone we
+    /// drain them until end of file. Closed early on `ReleaseOutput`.
+    spare: Vec<(u8, OwnedFd)>,
 }
 
 impl Shepherd {
@@ -190,8 +222,8 @@ impl Shepherd {
             if self.exit.is_some() && !self.exit_sent {
                 self.send_exit();
                 if self.kill_leftovers {
-                    self.terminate();
-                } else if self.deadline.is_none() {
+                    self.terminate(None);
+                } else if self.stop.is_none() {
                     // Leftovers may live on; but a termination already under
                     // way (owner gone, shutdown, timeout) still ends in
                     // SIGKILL for whatever ignores SIGTERM.
@@ -206,8 +238,12 @@ impl Shepherd {
             }
 
             let ready = self.poll()?;
-            if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                return self.finish_by_sigkill();
+            let now = Instant::now();
+            if self.exit.is_none() && self.deadline.is_some_and(|d| now >= d) {
+                self.terminate(Some(StopCause::Deadline));
+            }
+            if let Some(done) = self.advance_stop(now) {
+                return done;
             }
             self.terminate_adopted();
             if ready.signal {
@@ -216,42 +252,98 @@ impl Shepherd {
             if ready.control {
                 self.on_control();
             }
+            self.drain(&ready.spare);
+        }
+    }
+
+    /// The next moment something is due: the deadline, the next stop step,
+    /// and while stopping, the next look for adopted descendants.
+    fn wake_at(&self) -> Option<Instant> {
+        let deadline = self
+            .deadline
+            .filter(|_| self.exit.is_none() && self.stop.is_none());
+        let step = self
+            .stop
+            .as_ref()
+            .map(|s| s.next_at.min(Instant::now() + ADOPTION_CHECK));
+        match (deadline, step) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
     fn poll(&self) -> io::Result<Ready> {
-        let mut fds = [
-            PollFd::new(&self.sigfd, PollFlags::IN),
-            PollFd::from_borrowed_fd(self.control.fd(), PollFlags::IN),
-        ];
-        let watched = if self.owner_gone { 1 } else { 2 };
-        // While terminating, wake at least every 50 ms: an adoption (a
-        // grandchild whose parent died) sends us no signal of its own.
-        let timeout = self.deadline.map(|d| {
-            let left = d.saturating_duration_since(Instant::now());
-            let ms = left.min(ADOPTION_CHECK).as_millis() as i64 + 1;
+        let draining = self.owner_gone;
+        let mut fds = vec![PollFd::new(&self.sigfd, PollFlags::IN)];
+        if !self.owner_gone {
+            fds.push(PollFd::from_borrowed_fd(self.control.fd(), PollFlags::IN));
+        }
+        if draining {
+            for (_, fd) in &self.spare {
+                fds.push(PollFd::new(fd, PollFlags::IN));
+            }
+        }
+        let timeout = self.wake_at().map(|at| {
+            // Rounded up, so that we never wake just before the moment.
+            let left = at.saturating_duration_since(Instant::now()) + Duration::from_millis(1);
             Timespec {
-                tv_sec: 0,
-                tv_nsec: ms * 1_000_000,
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: i64::from(left.subsec_nanos()),
             }
         });
-        retry_on_intr(|| rustix::event::poll(&mut fds[..watched], timeout.as_ref()))?;
-        // An unwatched slot keeps empty revents.
-        let [signal, control] = fds.map(|f| !f.revents().is_empty());
-        Ok(Ready { signal, control })
+        retry_on_intr(|| rustix::event::poll(&mut fds, timeout.as_ref()))?;
+        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        let control = !self.owner_gone && ready[1];
+        let spare = if draining {
+            ready[1..].to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok(Ready {
+            signal: ready[0],
+            control,
+            spare,
+        })
     }
 
-    /// Sends `Spawned` with the library's ends of the pipes, then closes
-    /// them here: we keep no copy, so EOF and close are the library's.
-    fn send_spawned(&mut self, library_fds: Vec<OwnedFd>) {
+    /// Once the owner is gone: reads and discards what the child writes,
+    /// closing each spare end at end of file.
+    fn drain(&mut self, ready: &[bool]) {
+        let mut buf = [0u8; 16 * 1024];
+        let mut i = 0;
+        self.spare.retain(|(_, fd)| {
+            let is_ready = ready.get(i).copied().unwrap_or(false);
+            i += 1;
+            if !is_ready {
+                return true;
+            }
+            match retry_on_intr(|| rustix::io::read(fd, &mut buf)) {
+                Ok(0) => false,
+                Ok(_) | Err(Errno::AGAIN) => true,
+                Err(_) => false,
+            }
+        });
+    }
+
+    /// Sends `Spawned` with the library's ends of the pipes. We keep the
+    /// read ends of stdout and stderr (`outputs`: 1, 2) as spares; the
+    /// stdin end is closed here, so that end of file on stdin is the
+    /// library's.
+    fn send_spawned(&mut self, library_fds: Vec<OwnedFd>, outputs: Vec<u8>) {
         let fds: Vec<_> = library_fds.iter().map(|f| f.as_fd()).collect();
         self.control.queue(&FromShepherd::Spawned {
             pid: self.pid.as_raw_pid(),
             fds: fds.len() as u8,
         });
-        if self.control.flush(&fds).is_err() {
+        let sent = self.control.flush(&fds);
+        let skip = library_fds.len() - outputs.len();
+        self.spare = outputs
+            .into_iter()
+            .zip(library_fds.into_iter().skip(skip))
+            .collect();
+        if sent.is_err() {
             self.owner_gone = true;
-            self.terminate();
+            self.terminate(Some(StopCause::OwnerGone));
         }
     }
 
@@ -259,12 +351,17 @@ impl Shepherd {
         let signals = sys::read_signals(&self.sigfd);
         if signals.contains(&(libc::SIGTERM as u32)) {
             // Someone asks the shepherd itself to stop: clean up the tree.
-            self.terminate();
+            self.terminate(Some(StopCause::Signalled));
         }
         let reaped = tree::reap_ready(self.pid);
         if let Some(report) = reaped.main {
-            self.exit = Some(report);
+            self.record_exit(report);
         }
+    }
+
+    fn record_exit(&mut self, mut report: ExitReport) {
+        report.stopped = self.stop.as_ref().and_then(|s| s.cause);
+        self.exit = Some(report);
     }
 
     fn on_control(&mut self) {
@@ -272,7 +369,7 @@ impl Shepherd {
             match msg {
                 None => {
                     self.owner_gone = true;
-                    self.terminate();
+                    self.terminate(Some(StopCause::OwnerGone));
                     return;
                 }
                 Some(Ok(ToShepherd::Signal { signal })) => {
@@ -284,7 +381,10 @@ impl Shepherd {
                         }
                     }
                 }
-                Some(Ok(ToShepherd::Shutdown)) => self.terminate(),
+                Some(Ok(ToShepherd::Shutdown)) => self.terminate(Some(StopCause::Requested)),
+                Some(Ok(ToShepherd::ReleaseOutput { fd })) => {
+                    self.spare.retain(|(which, _)| *which != fd);
+                }
                 Some(Ok(ToShepherd::SetWindowSize(_))) => {
                     self.reply_error("not a PTY session".into());
                 }
@@ -293,7 +393,7 @@ impl Shepherd {
                     // The stream is out of sync: treat it as the owner gone.
                     self.owner_gone = true;
                     self.reply_error(format!("protocol error: {e}"));
-                    self.terminate();
+                    self.terminate(Some(StopCause::OwnerGone));
                     return;
                 }
             }
@@ -305,31 +405,74 @@ impl Shepherd {
         let _ = self.control.flush(&[]);
     }
 
-    /// SIGTERM the tree (once) and arm the SIGKILL deadline.
-    fn terminate(&mut self) {
-        if self.deadline.is_none() {
-            // One snapshot, so that a child adopted meanwhile is not
-            // recorded as signalled without having been.
-            let children = tree::children();
-            tree::signal_group_and(self.pid, &children, Signal::TERM);
-            // A stopped process only sees SIGTERM once continued.
-            tree::signal_group_and(self.pid, &children, Signal::CONT);
-            self.terminated = children;
-            self.deadline = Some(Instant::now() + self.kill_timeout);
+    /// Starts the stop sequence (once): its first step runs now.
+    fn terminate(&mut self, cause: Option<StopCause>) {
+        if self.stop.is_none() {
+            self.stop = Some(Stopping {
+                cause,
+                next: 0,
+                next_at: Instant::now(),
+                last_signal: None,
+            });
+            let _ = self.advance_stop(Instant::now());
         }
     }
 
-    /// While terminating: descendants that escaped the group (`setsid`) are
-    /// adopted by us only when their parent dies, after the first SIGTERM
-    /// round. Give each newcomer its SIGTERM (once) instead of leaving it
-    /// for the SIGKILL at the deadline.
-    fn terminate_adopted(&mut self) {
-        if self.deadline.is_none() {
-            return;
+    /// Runs the steps of the stop sequence that are due. `Some` when the
+    /// final SIGKILL was sent and everything reaped: the shepherd is done.
+    fn advance_stop(&mut self, now: Instant) -> Option<io::Result<()>> {
+        loop {
+            let stop = self.stop.as_mut()?;
+            if now < stop.next_at {
+                return None;
+            }
+            let Some(step) = self.stop_sequence.get(stop.next).copied() else {
+                return Some(self.finish_by_sigkill());
+            };
+            stop.next += 1;
+            stop.next_at = now + Duration::from_millis(step.wait_ms);
+            match step.action {
+                StopAction::Signal(signal) => {
+                    stop.last_signal = Some(signal);
+                    self.signal_tree(signal);
+                }
+                StopAction::CloseStdin => {
+                    if !self.owner_gone {
+                        self.control.queue(&FromShepherd::CloseStdin);
+                        let _ = self.control.flush(&[]);
+                    }
+                }
+            }
         }
+    }
+
+    /// Sends `signal` (and SIGCONT: a stopped process only sees it once
+    /// continued) to the group and to every child of ours.
+    fn signal_tree(&mut self, signal: i32) {
+        // One snapshot, so that a child adopted meanwhile is not recorded
+        // as signalled without having been.
+        let children = tree::children();
+        if let Some(sig) = signal_from_raw(signal) {
+            tree::signal_group_and(self.pid, &children, sig);
+        }
+        tree::signal_group_and(self.pid, &children, Signal::CONT);
+        self.terminated = children;
+    }
+
+    /// While stopping: descendants that escaped the group (`setsid`) are
+    /// adopted by us only when their parent dies, after the first signal
+    /// round. Give each newcomer the last signal sent (once) instead of
+    /// leaving it for the SIGKILL at the end.
+    fn terminate_adopted(&mut self) {
+        let Some(signal) = self.stop.as_ref().and_then(|s| s.last_signal) else {
+            return;
+        };
+        let sig = signal_from_raw(signal);
         for pid in tree::children() {
             if !self.terminated.contains(&pid) {
-                let _ = rustix::process::kill_process(pid, Signal::TERM);
+                if let Some(sig) = sig {
+                    let _ = rustix::process::kill_process(pid, sig);
+                }
                 let _ = rustix::process::kill_process(pid, Signal::CONT);
                 self.terminated.push(pid);
             }
@@ -338,7 +481,7 @@ impl Shepherd {
 
     fn finish_by_sigkill(&mut self) -> io::Result<()> {
         if let Some(report) = tree::kill_and_reap_all(self.pid, self.pid) {
-            self.exit = Some(report);
+            self.record_exit(report);
         }
         // Even after a protocol error the owner may be listening: a failed
         // send costs nothing.
@@ -359,7 +502,15 @@ impl Shepherd {
     }
 }
 
+/// A signal number as rustix's type; `None` for numbers it cannot name
+/// (the library only sends valid ones).
+fn signal_from_raw(signal: i32) -> Option<Signal> {
+    Signal::from_named_raw(signal)
+}
+
 struct Ready {
     signal: bool,
     control: bool,
+    /// Spare output ends that are readable (or hung up).
+    spare: Vec<bool>,
 }

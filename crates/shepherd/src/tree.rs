@@ -51,12 +51,17 @@ pub(crate) fn signal_all(pgid: Pid, signal: Signal) {
     signal_group_and(pgid, &children(), signal);
 }
 
-/// Sends `signal` to the process group and to each of `pids`.
+/// Sends `signal` to the process group and to each of `pids` outside it.
 /// Failures are ignored: a process that is gone needs no signal.
+///
+/// Members of the group get it once: a second SIGTERM arriving while a
+/// trap handler runs would run the handler again.
 pub(crate) fn signal_group_and(pgid: Pid, pids: &[Pid], signal: Signal) {
     let _ = rustix::process::kill_process_group(pgid, signal);
     for &pid in pids {
-        let _ = rustix::process::kill_process(pid, signal);
+        if rustix::process::getpgid(Some(pid)).ok() != Some(pgid) {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
     }
 }
 
@@ -132,5 +137,6 @@ pub(crate) fn report(status: libc::c_int, usage: &libc::rusage) -> ExitReport {
         user_time_us: micros(usage.ru_utime),
         system_time_us: micros(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss.max(0) as u64,
+        stopped: None,
     }
 }

@@ -109,6 +109,8 @@ fn full_request() -> SpawnRequest {
         pipe_size: 65536,
         kill_leftovers: false,
         pty: Some(WindowSize { rows: 24, cols: 80 }),
+        timeout_ms: None,
+        stop_sequence: Vec::new(),
     }
 }
 
@@ -187,6 +189,7 @@ fn stream_seeds() -> Vec<(&'static str, Vec<u8>)> {
                         user_time_us: 1,
                         system_time_us: 2,
                         max_rss_kib: 3,
+                        stopped: None,
                     }),
                     FromShepherd::SpawnFailed {
                         stage: SpawnStage::Chdir,
