@@ -35,7 +35,7 @@ mod spawn;
 
 pub use frame::{encode_frame, DecodeError, Frame, FrameDecoder, MAX_FRAME_LEN};
 pub use message::{check_version, ExitReport, FromShepherd, SpawnStage, Termination, ToShepherd};
-pub use spawn::{SpawnRequest, StdioMode, WindowSize};
+pub use spawn::{Rlimit, RlimitResource, SpawnRequest, StdioMode, WindowSize};
 
 /// Protocol version spoken by this crate. Both sides send it in their `Hello`
 /// frame; a shepherd refuses a library with another version.
