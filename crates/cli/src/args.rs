@@ -248,24 +248,24 @@ impl RunArgs {
     /// needs opening, see [`input_source`](Self::input_source)).
     pub fn to_command(&self) -> net_runner::Command {
         let (program, args) = self.command.split_first().expect("clap requires PROGRAM");
-        let mut cmd = net_runner::Command::new(program)
-            .args(args)
+        let mut cmd = net_runner::Command::new(program);
+        cmd.args(args)
             .kill_timeout(self.kill_timeout)
             .stderr(self.stderr.into());
         if let Some(t) = self.timeout.filter(|t| !t.is_zero()) {
-            cmd = cmd.timeout(t);
+            cmd.timeout(t);
         }
         if let Some(max) = self.max_output {
-            cmd = cmd.max_output(max);
+            cmd.max_output(max);
         }
         if self.clear_env {
-            cmd = cmd.env_clear();
+            cmd.env_clear();
         }
         for var in &self.env {
-            cmd = cmd.env(&var.key, &var.value);
+            cmd.env(&var.key, &var.value);
         }
         if let Some(dir) = &self.cwd {
-            cmd = cmd.cwd(dir);
+            cmd.current_dir(dir);
         }
         cmd
     }
