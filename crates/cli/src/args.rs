@@ -302,7 +302,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "GID,...", value_parser = parse_groups)]
     pub groups: Option<GroupList>,
 
-    /// The name the program sees as its argv[0] (the program run is PROGRAM)
+    /// The name the program sees as its argument 0 (PROGRAM is still what runs)
     #[arg(long, value_name = "NAME")]
     pub arg0: Option<OsString>,
 
@@ -310,7 +310,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "MODE", value_parser = parse_umask)]
     pub umask: Option<u32>,
 
-    /// A resource limit, NAME=SOFT[:HARD] (repeatable)
+    /// A resource limit, NAME=SOFT or NAME=SOFT:HARD (repeatable)
     ///
     /// NAME as ulimit and prlimit know it: CPU, FSIZE, DATA, STACK, CORE,
     /// RSS, NPROC, NOFILE, MEMLOCK, AS, LOCKS, SIGPENDING, MSGQUEUE, NICE,

@@ -20,6 +20,15 @@ use crate::{
 };
 
 /// Where the child's stderr goes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), net_runner::Error> {
+/// use net_runner::{Command, Stderr};
+/// let out = Command::new("sh").args(["-c", "echo err >&2"]).stderr(Stderr::Discard).run().await?;
+/// assert!(out.stderr.is_empty() && out.stdout.is_empty());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Stderr {
     /// Read separately: [`Output::stderr`], [`Process::read_stderr`], tagged
@@ -502,7 +511,7 @@ impl Command {
     }
 
     /// Sets a resource limit for the child (`setrlimit`): `soft` is enforced,
-    /// `hard` is the ceiling the child may raise `soft` to. [`RLIM_INFINITY`]
+    /// `hard` is the ceiling the child may raise `soft` to. [`RLIM_INFINITY`](crate::RLIM_INFINITY)
     /// is "unlimited". Raising a hard limit needs `CAP_SYS_RESOURCE`: without
     /// it the run fails at [`SpawnStage::Rlimit`](crate::SpawnStage::Rlimit).
     /// Repeatable; the last one for a resource wins.

@@ -147,6 +147,17 @@ impl Error {
     ///
     /// [`ProcessStream`](crate::ProcessStream) yields `io::Result`; errors
     /// such as a timeout travel inside the `io::Error` and come back out here.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use std::time::Duration;
+    /// use net_runner::{Command, Error};
+    /// let mut s = Command::new("sleep").arg("10").timeout(Duration::from_millis(50)).stream().await?;
+    /// let err = s.next_chunk().await.unwrap_err();
+    /// assert!(matches!(Error::from_io(&err), Some(Error::Timeout { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn from_io(err: &io::Error) -> Option<&Error> {
         err.get_ref()?.downcast_ref::<Error>()
     }
@@ -286,4 +297,12 @@ pub enum ShepherdError {
 }
 
 /// Shorthand for results of this crate.
+///
+/// ```
+/// fn list() -> net_runner::Result<Vec<u8>> {
+///     Ok(net_runner::Command::new("ls").arg("/").run_blocking()?.stdout)
+/// }
+/// assert!(!list()?.is_empty());
+/// # Ok::<(), net_runner::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
