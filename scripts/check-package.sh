@@ -44,7 +44,11 @@ for p in net_runner_proto netrunner-shepherd net_runner; do
   patches+="$p = { path = \"$(dir_of "$p")\" }"$'\n'
 done
 
-mkdir -p "$tmp/consumer/src"
+mkdir -p "$tmp/consumer/src/bin"
+# The README's library example, exactly as shown, with the dependency lines
+# the README gives next to it (its net_runner line is the patched version).
+readme_deps=$(awk '/^```toml$/{f=1;next} /^```$/{f=0} f' README.md | grep -v -e '^\[dependencies\]' -e '^net_runner = ')
+awk '/^```rust$/{f=1;next} /^```$/{f=0} f' README.md >"$tmp/consumer/src/bin/readme.rs"
 cat >"$tmp/consumer/Cargo.toml" <<EOF
 [package]
 name = "packaged-consumer"
@@ -54,6 +58,7 @@ publish = false
 
 [dependencies]
 net_runner = "=$version"
+$readme_deps
 
 [patch.crates-io]
 $patches
@@ -81,6 +86,8 @@ if [ "$got" != "packaged-ok" ]; then
   exit 1
 fi
 echo "check-package: consumer ran echo through the embedded shepherd: $got"
+"$tmp/target/debug/readme" >/dev/null
+echo "check-package: the README's library example built and ran as shown"
 
 echo "check-package: cargo install netrunner-cli from its unpacked package (offline)"
 cli_patches=()

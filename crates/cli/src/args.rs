@@ -67,7 +67,9 @@ Examples:
   netrunner run --idle-timeout 30s --signal INT -- ./download.sh
   netrunner run --input data.bin --max-output 1048576 -- ./filter > out.bin
   netrunner run --clear-env --env PATH=/usr/bin --cwd /tmp -- env
-  netrunner run --stats-json stats.json -- sha256sum big.iso";
+  netrunner run --stats-json stats.json -- sha256sum big.iso
+  netrunner run --uid 65534 --gid 65534 --rlimit NOFILE=1024 --rlimit CORE=0 \\
+      --umask 077 --no-new-privs --nice 10 -- ./untrusted";
 
 /// The `netrunner` command line.
 #[derive(Debug, Parser)]
@@ -152,6 +154,79 @@ pub fn parse_env(text: OsString) -> Result<EnvVar, String> {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text)
+}
+
+/// One `--rlimit NAME=SOFT[:HARD]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RlimitArg {
+    /// The resource.
+    pub resource: net_runner::Resource,
+    /// Soft limit ([`net_runner::RLIM_INFINITY`] for unlimited).
+    pub soft: u64,
+    /// Hard limit; the soft one when not given.
+    pub hard: u64,
+}
+
+/// Parses `NAME=SOFT[:HARD]`: NAME as `ulimit`/`prlimit` name it (NOFILE,
+/// AS, CPU, ... in any case), limits as numbers or `unlimited`.
+pub fn parse_rlimit(text: &str) -> Result<RlimitArg, String> {
+    let (name, limits) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=SOFT[:HARD], got {text:?}"))?;
+    let resource: net_runner::Resource = name.parse().map_err(|e| format!("{e}"))?;
+    let limit = |v: &str| match v {
+        "unlimited" | "infinity" => Ok(net_runner::RLIM_INFINITY),
+        _ => v
+            .parse::<u64>()
+            .map_err(|_| format!("{resource} limit {v:?} is not a number or 'unlimited'")),
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((soft, hard)) => (limit(soft)?, limit(hard)?),
+        None => {
+            let both = limit(limits)?;
+            (both, both)
+        }
+    };
+    if soft > hard {
+        return Err(format!(
+            "{resource}: the soft limit {soft} is above the hard limit {hard}"
+        ));
+    }
+    Ok(RlimitArg {
+        resource,
+        soft,
+        hard,
+    })
+}
+
+/// Parses an octal umask: `022`, `0o027`, `0077`.
+pub fn parse_umask(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mask) if mask <= 0o777 && !digits.is_empty() => Ok(mask),
+        _ => Err(format!(
+            "{text:?} is not an octal mode from 000 to 777 (e.g. 022)"
+        )),
+    }
+}
+
+/// The group ids of one `--groups`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupList(pub Vec<u32>);
+
+/// Parses a comma-separated list of group ids; empty for none.
+pub fn parse_groups(text: &str) -> Result<GroupList, String> {
+    if text.is_empty() {
+        return Ok(GroupList(Vec::new()));
+    }
+    text.split(',')
+        .map(|g| {
+            g.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{g:?} is not a numeric group id"))
+        })
+        .collect::<Result<_, _>>()
+        .map(GroupList)
 }
 
 /// Where the program's stdin comes from.
@@ -245,6 +320,55 @@ pub struct RunArgs {
     #[arg(long, value_name = "SPEC", value_parser = crate::stop::parse_spec)]
     pub stop_sequence: Option<crate::stop::StopSpec>,
 
+    /// Run the program as this user id (needs privilege)
+    ///
+    /// Numeric. Without --groups, the supplementary groups are dropped
+    /// when permitted. Without the privilege netrunner fails (exit 125)
+    /// before the program starts, never runs it as the invoking user.
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<u32>,
+
+    /// Run the program with this group id (needs privilege)
+    #[arg(long, value_name = "GID")]
+    pub gid: Option<u32>,
+
+    /// Supplementary group ids, comma-separated ('' for none; needs privilege)
+    #[arg(long, value_name = "GID,...", value_parser = parse_groups)]
+    pub groups: Option<GroupList>,
+
+    /// The name the program sees as its argument 0 (PROGRAM is still what runs)
+    #[arg(long, value_name = "NAME")]
+    pub arg0: Option<OsString>,
+
+    /// The program's file mode creation mask, octal (e.g. 022)
+    #[arg(long, value_name = "MODE", value_parser = parse_umask)]
+    pub umask: Option<u32>,
+
+    /// A resource limit, NAME=SOFT or NAME=SOFT:HARD (repeatable)
+    ///
+    /// NAME as ulimit and prlimit know it: CPU, FSIZE, DATA, STACK, CORE,
+    /// RSS, NPROC, NOFILE, MEMLOCK, AS, LOCKS, SIGPENDING, MSGQUEUE, NICE,
+    /// RTPRIO, RTTIME. Limits are numbers or 'unlimited'; without :HARD the
+    /// hard limit is SOFT too. Raising a hard limit needs privilege.
+    /// Example: --rlimit NOFILE=1024 --rlimit CORE=0 --rlimit AS=1000000000.
+    #[arg(long = "rlimit", value_name = "NAME=SOFT[:HARD]", value_parser = parse_rlimit)]
+    pub rlimits: Vec<RlimitArg>,
+
+    /// Forbid the program and its descendants to gain privileges by exec
+    /// (PR_SET_NO_NEW_PRIVS: setuid bits and file capabilities are ignored)
+    #[arg(long)]
+    pub no_new_privs: bool,
+
+    /// The program's nice value, -20 to 19 (absolute; below netrunner's own
+    /// needs privilege)
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i32).range(-20..=19)
+    )]
+    pub nice: Option<i32>,
+
     /// Write statistics to FILE as JSON when netrunner exits
     ///
     /// One object with bytes_in, bytes_out, bytes_err, read_count,
@@ -300,32 +424,56 @@ impl RunArgs {
     /// needs opening, see [`input_source`](Self::input_source)).
     pub fn to_command(&self) -> net_runner::Command {
         let (program, args) = self.command.split_first().expect("clap requires PROGRAM");
-        let mut cmd = net_runner::Command::new(program)
-            .args(args)
+        let mut cmd = net_runner::Command::new(program);
+        cmd.args(args)
             .kill_timeout(self.kill_timeout)
             .stderr(self.stderr.into());
         if let Some(t) = self.timeout.filter(|t| !t.is_zero()) {
-            cmd = cmd.timeout(t);
+            cmd.timeout(t);
         }
         if let Some(max) = self.max_output {
-            cmd = cmd.max_output(max);
+            cmd.max_output(max);
         }
         if self.clear_env {
-            cmd = cmd.env_clear();
+            cmd.env_clear();
         }
         for var in &self.env {
-            cmd = cmd.env(&var.key, &var.value);
+            cmd.env(&var.key, &var.value);
         }
         if let Some(dir) = &self.cwd {
-            cmd = cmd.cwd(dir);
+            cmd.current_dir(dir);
+        }
+        if let Some(uid) = self.uid {
+            cmd.uid(uid);
+        }
+        if let Some(gid) = self.gid {
+            cmd.gid(gid);
+        }
+        if let Some(groups) = &self.groups {
+            cmd.groups(groups.0.iter().copied());
+        }
+        if let Some(arg0) = &self.arg0 {
+            cmd.arg0(arg0);
+        }
+        if let Some(mask) = self.umask {
+            cmd.umask(mask);
+        }
+        for limit in &self.rlimits {
+            cmd.rlimit(limit.resource, limit.soft, limit.hard);
+        }
+        if self.no_new_privs {
+            cmd.no_new_privs(true);
+        }
+        if let Some(nice) = self.nice {
+            cmd.nice(nice);
         }
         if let Some(d) = self.idle_timeout.filter(|d| !d.is_zero()) {
-            cmd = cmd.idle_timeout(d);
+            cmd.idle_timeout(d);
         }
         if let Some(spec) = &self.stop_sequence {
-            cmd = cmd.stop_sequence(spec.to_sequence());
+            cmd.stop_sequence(spec.to_sequence());
         } else if let Some(sig) = self.signal {
-            cmd = cmd.stop_sequence(net_runner::StopSequence::new().signal_then_kill_timeout(sig));
+            cmd.stop_sequence(net_runner::StopSequence::new().signal_then_kill_timeout(sig));
         }
         cmd
     }
@@ -448,6 +596,85 @@ mod tests {
         assert_eq!(a.cwd, Some("/tmp".into()));
         assert_eq!(a.stats_json, Some("s.json".into()));
         assert_eq!(a.command, ["prog"]);
+    }
+
+    #[test]
+    fn identity_and_hardening_options() {
+        use net_runner::{Resource, RLIM_INFINITY};
+        let a = ok(&[
+            "--uid",
+            "1000",
+            "--gid",
+            "100",
+            "--groups",
+            "100,27",
+            "--arg0",
+            "zero",
+            "--umask",
+            "027",
+            "--rlimit",
+            "NOFILE=1024",
+            "--rlimit",
+            "as=100:unlimited",
+            "--rlimit=RLIMIT_CORE=0:0",
+            "--no-new-privs",
+            "--nice",
+            "-5",
+            "--",
+            "prog",
+        ]);
+        assert_eq!((a.uid, a.gid), (Some(1000), Some(100)));
+        assert_eq!(a.groups, Some(GroupList(vec![100, 27])));
+        assert_eq!(a.arg0.as_deref(), Some(std::ffi::OsStr::new("zero")));
+        assert_eq!(a.umask, Some(0o027));
+        let limits: Vec<_> = a
+            .rlimits
+            .iter()
+            .map(|l| (l.resource, l.soft, l.hard))
+            .collect();
+        assert_eq!(
+            limits,
+            [
+                (Resource::Nofile, 1024, 1024),
+                (Resource::As, 100, RLIM_INFINITY),
+                (Resource::Core, 0, 0)
+            ]
+        );
+        assert!(a.no_new_privs);
+        assert_eq!(a.nice, Some(-5));
+        assert_eq!(
+            ok(&["--groups", "", "--", "x"]).groups,
+            Some(GroupList(vec![]))
+        );
+        let d = ok(&["--", "x"]);
+        assert!(d.uid.is_none() && d.rlimits.is_empty() && !d.no_new_privs && d.nice.is_none());
+    }
+
+    #[test]
+    fn hardening_parse_errors_name_the_option() {
+        for (argv, option, detail) in [
+            (&["--uid", "root"][..], "--uid", "root"),
+            (&["--gid=-1"], "--gid", "-1"),
+            (&["--groups", "1,x"], "--groups", "group id"),
+            (&["--umask", "999"], "--umask", "octal"),
+            (&["--rlimit", "FILES=1"], "--rlimit", "unknown resource"),
+            (&["--rlimit", "NOFILE"], "--rlimit", "NAME=SOFT[:HARD]"),
+            (&["--rlimit", "NOFILE=lots"], "--rlimit", "not a number"),
+            (
+                &["--rlimit", "NOFILE=10:5"],
+                "--rlimit",
+                "above the hard limit",
+            ),
+            (&["--nice", "20"], "--nice", "20"),
+        ] {
+            let argv: Vec<&str> = argv.iter().copied().chain(["--", "true"]).collect();
+            let msg = err(&argv);
+            assert!(
+                msg.contains(option) && msg.contains(detail),
+                "{argv:?}: {msg}"
+            );
+            assert!(!msg.contains('\n'), "{argv:?}: {msg}");
+        }
     }
 
     #[test]

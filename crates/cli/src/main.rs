@@ -7,6 +7,10 @@
 //!
 //! See `netrunner run --help` for the options and exit statuses.
 
+// The doc comments of `args.rs` are clap's `--help` text, written for a
+// terminal (`ACTION[:WAIT]`, `<kill timeout>`), not rustdoc markdown.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 mod args;
 mod duration;
 mod exit;

@@ -77,7 +77,9 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
     let mut cmd = args.to_command();
     match args.input_source() {
         None => {}
-        Some(InputSource::Stdin) => cmd = cmd.input_reader(tokio::io::stdin()),
+        Some(InputSource::Stdin) => {
+            cmd.input_reader(tokio::io::stdin());
+        }
         Some(InputSource::File(path)) => {
             let file = open_input(&path).map_err(|e| {
                 Exit::failure(
@@ -85,7 +87,7 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
                     format!("cannot read input {}: {e}", path.display()),
                 )
             })?;
-            cmd = cmd.input_reader(tokio::fs::File::from_std(file));
+            cmd.input_reader(tokio::fs::File::from_std(file));
         }
     }
     // Installed before the program starts: a signal that arrives while it

@@ -1,9 +1,11 @@
 //! The `Command` builder: what to run and how.
 
 use std::ffi::{OsStr, OsString};
+use std::fmt;
 use std::future::Future;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,9 +16,20 @@ use tokio::io::AsyncRead;
 use crate::input::Input;
 use crate::pump::{Pump, PumpLimits};
 use crate::stop::StopSequence;
-use crate::{launch, Error, Output, Process, ProcessStream, TaggedStream};
+use crate::{
+    launch, Chunk, Error, ExitStatus, Output, Process, ProcessStream, Resource, TaggedStream,
+};
 
 /// Where the child's stderr goes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), net_runner::Error> {
+/// use net_runner::{Command, Stderr};
+/// let out = Command::new("sh").args(["-c", "echo err >&2"]).stderr(Stderr::Discard).run().await?;
+/// assert!(out.stderr.is_empty() && out.stdout.is_empty());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Stderr {
     /// Read separately: [`Output::stderr`], [`Process::read_stderr`], tagged
@@ -31,7 +44,10 @@ pub enum Stderr {
     Inherit,
 }
 
-/// Describes a process to run. Builder methods take and return `self`.
+/// Describes a process to run, like [`std::process::Command`]: the builder
+/// methods take `&mut self` and return `&mut Self`, so both chaining on a
+/// temporary and step-by-step use work, and the run methods take `&self`, so
+/// one `Command` can run any number of times.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -39,31 +55,73 @@ pub enum Stderr {
 /// use std::time::Duration;
 /// use net_runner::Command;
 ///
+/// // Chained, on a temporary.
 /// let out = Command::new("sort")
 ///     .input("b\na\n")
 ///     .timeout(Duration::from_secs(5))
-///     .run()
+///     .output()
 ///     .await?;
 /// assert_eq!(out.stdout, b"a\nb\n");
+///
+/// // Step by step, in a loop.
+/// let mut echo = Command::new("echo");
+/// for word in ["a", "b", "c"] {
+///     echo.arg(word);
+/// }
+/// assert_eq!(echo.output().await?.stdout, b"a b c\n");
+///
+/// // As a template: clone, then override at the call site.
+/// let mut printenv = Command::new("printenv");
+/// printenv.env("WHO", "template").arg("WHO");
+/// let mine = printenv.clone().env("WHO", "me").output().await?;
+/// assert_eq!(mine.stdout, b"me\n");
+/// assert_eq!(printenv.output().await?.stdout, b"template\n");
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
+///
+/// # Cloning and one-shot inputs
+///
+/// A clone is a full copy, except that a one-shot input
+/// ([`input_stream`](Self::input_stream), [`input_reader`](Self::input_reader))
+/// is *shared*: the first run of the command or of any of its clones takes it,
+/// and every later run fails with [`Error::InputConsumed`] before anything
+/// starts, instead of silently running with an empty stdin. Bytes given to
+/// [`input`](Self::input) are cheap to clone and feed every run. Setting a new
+/// input on a clone replaces its copy only.
+///
+/// # Dropping
+///
+/// Whatever runs is always killed with its whole process tree when you let
+/// go of it: dropping a [`Process`], a stream, or an unfinished
+/// `output`/`run` future sends SIGTERM to the tree, SIGKILL after the
+/// [`kill_timeout`](Self::kill_timeout). This is tokio's
+/// `kill_on_drop(true)`, always on and extended to descendants; there is no
+/// way to leave a child running unwatched (see `docs/migrating.md`).
+#[derive(Debug, Clone)]
 pub struct Command {
     program: OsString,
     args: Vec<OsString>,
+    arg0: Option<OsString>,
     env_clear: bool,
     env: Vec<(OsString, Option<OsString>)>,
     cwd: Option<PathBuf>,
-    input: Option<Input>,
+    input: Option<InputSlot>,
     stderr: Stderr,
     kill_timeout: Duration,
     timeout: Option<Duration>,
     max_output: Option<u64>,
     kill_leftovers: bool,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    groups: Option<Vec<u32>>,
+    umask: Option<u32>,
+    rlimits: Vec<(Resource, u64, u64)>,
+    no_new_privs: bool,
+    nice: Option<i32>,
     limits: Limits,
 }
 
-/// The issue-10 settings (stop sequence, idle timeout, leftover bound),
+/// The stopping settings (stop sequence, idle timeout, leftover bound),
 /// kept together.
 #[derive(Debug, Clone, Default)]
 struct Limits {
@@ -77,15 +135,47 @@ struct Limits {
 /// [`Command::leftover_wait`]).
 pub const DEFAULT_LEFTOVER_WAIT: Duration = Duration::from_secs(2);
 
+/// The input as the command keeps it: bytes are copied into every run; a
+/// stream or reader can feed one run only, so clones share one slot and the
+/// first run takes it.
+#[derive(Clone)]
+enum InputSlot {
+    Bytes(Bytes),
+    OneShot(Arc<Mutex<Option<Input>>>),
+}
+
+impl fmt::Debug for InputSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputSlot::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            InputSlot::OneShot(slot) => {
+                let taken = slot.lock().map_or(true, |s| s.is_none());
+                f.write_str(if taken { "OneShot(taken)" } else { "OneShot" })
+            }
+        }
+    }
+}
+
 /// The default grace period between SIGTERM and SIGKILL.
+///
+/// ```
+/// assert_eq!(net_runner::DEFAULT_KILL_TIMEOUT, std::time::Duration::from_secs(5));
+/// ```
 pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Command {
-    /// A command running `program` (searched in `PATH` when it has no `/`).
+    /// A command running `program` (searched in the child's `PATH` when it
+    /// has no `/`).
+    ///
+    /// ```
+    /// let cmd = net_runner::Command::new("ls");
+    /// assert_eq!(cmd.get_program(), "ls");
+    /// ```
     pub fn new(program: impl AsRef<OsStr>) -> Self {
         Command {
             program: program.as_ref().to_owned(),
             args: Vec::new(),
+            arg0: None,
             env_clear: false,
             env: Vec::new(),
             cwd: None,
@@ -95,18 +185,37 @@ impl Command {
             timeout: None,
             max_output: None,
             kill_leftovers: true,
+            uid: None,
+            gid: None,
+            groups: None,
+            umask: None,
+            rlimits: Vec::new(),
+            no_new_privs: false,
+            nice: None,
             limits: Limits::default(),
         }
     }
 
-    /// Adds one argument.
-    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+    /// Adds one argument (any bytes but NUL; no shell quoting happens).
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("echo").arg("a b").run_blocking()?;
+    /// assert_eq!(out.stdout, b"a b\n");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
         self.args.push(arg.as_ref().to_owned());
         self
     }
 
     /// Adds arguments.
-    pub fn args<I, S>(mut self, args: I) -> Self
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("printf").args(["%s-%s", "a", "b"]).run_blocking()?;
+    /// assert_eq!(out.stdout, b"a-b");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -116,75 +225,184 @@ impl Command {
         self
     }
 
+    /// Sets `argv[0]`, the name the program sees itself called by; the
+    /// program run is still [`get_program`](Self::get_program) (std's
+    /// `CommandExt::arg0`).
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("sh").arg0("renamed").args(["-c", "echo $0"]).run_blocking()?;
+    /// assert_eq!(out.stdout, b"renamed\n");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut Self {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
+    }
+
     /// Sets an environment variable for the child.
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("printenv").arg("K").env("K", "v").run_blocking()?;
+    /// assert_eq!(out.stdout, b"v\n");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
         self.env
             .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
         self
     }
 
     /// Sets several environment variables.
-    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("sh")
+    ///     .args(["-c", "echo $A$B"])
+    ///     .envs([("A", "1"), ("B", "2")])
+    ///     .run_blocking()?;
+    /// assert_eq!(out.stdout, b"12\n");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Self
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<OsStr>,
         V: AsRef<OsStr>,
     {
         for (k, v) in vars {
-            self = self.env(k, v);
+            self.env(k, v);
         }
         self
     }
 
     /// Removes an environment variable from the child's environment.
-    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("printenv").arg("HOME").env_remove("HOME").run_blocking()?;
+    /// assert!(!out.status.success());
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
         self.env.push((key.as_ref().to_owned(), None));
         self
     }
 
     /// Starts the child with an empty environment (plus what `env` sets after).
-    pub fn env_clear(mut self) -> Self {
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("/usr/bin/env").env_clear().env("ONLY", "1").run_blocking()?;
+    /// assert_eq!(out.stdout, b"ONLY=1\n");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn env_clear(&mut self) -> &mut Self {
         self.env_clear = true;
         self.env.clear();
         self
     }
 
-    /// The child's working directory.
-    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.cwd = Some(dir.into());
+    /// The child's working directory; a relative path is resolved against
+    /// the current directory when the command runs, as std does.
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("pwd").current_dir("/").run_blocking()?;
+    /// assert_eq!(out.stdout, b"/\n");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.cwd = Some(dir.as_ref().to_owned());
         self
     }
 
-    /// Bytes to feed to stdin (then stdin is closed).
-    pub fn input(mut self, data: impl Into<Bytes>) -> Self {
-        self.input = Some(Input::Bytes(data.into()));
+    /// The old name of [`current_dir`](Self::current_dir).
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
+    /// let out = net_runner::Command::new("pwd").cwd("/").run_blocking()?;
+    /// assert_eq!(out.stdout, b"/\n");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    #[deprecated(since = "0.2.0", note = "use `current_dir`, as in std")]
+    pub fn cwd(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.current_dir(dir)
+    }
+
+    /// Bytes to feed to stdin (then stdin is closed). Cheap to clone
+    /// ([`Bytes`]): every run of the command, and of its clones, gets them.
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("wc").arg("-c").input("four").run_blocking()?;
+    /// assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn input(&mut self, data: impl Into<Bytes>) -> &mut Self {
+        self.input = Some(InputSlot::Bytes(data.into()));
         self
     }
 
-    /// A stream of buffers to feed to stdin.
+    /// A stream of buffers to feed to stdin. One-shot: the first run takes
+    /// it; a later run of this command or a clone fails with
+    /// [`Error::InputConsumed`] (see [Cloning](Self#cloning-and-one-shot-inputs)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use bytes::Bytes;
+    /// let parts = futures_util::stream::iter([Ok(Bytes::from("a")), Ok(Bytes::from("b"))]);
+    /// let mut cat = net_runner::Command::new("cat");
+    /// cat.input_stream(parts);
+    /// assert_eq!(cat.output().await?.stdout, b"ab");
+    /// assert!(matches!(cat.output().await, Err(net_runner::Error::InputConsumed)));
+    /// # Ok(()) }
+    /// ```
     pub fn input_stream(
-        mut self,
+        &mut self,
         stream: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-    ) -> Self {
-        self.input = Some(Input::Stream(Box::pin(stream)));
-        self
+    ) -> &mut Self {
+        self.one_shot(Input::Stream(Box::pin(stream)))
     }
 
-    /// A reader whose bytes feed stdin.
-    pub fn input_reader(mut self, reader: impl AsyncRead + Send + 'static) -> Self {
-        self.input = Some(Input::Reader(Box::pin(reader)));
+    /// A reader whose bytes feed stdin. One-shot, like
+    /// [`input_stream`](Self::input_stream).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let file = tokio::fs::File::open("/etc/hostname").await?;
+    /// let out = net_runner::Command::new("cat").input_reader(file).output().await?;
+    /// assert_eq!(out.stdout, std::fs::read("/etc/hostname")?);
+    /// # Ok(()) }
+    /// ```
+    pub fn input_reader(&mut self, reader: impl AsyncRead + Send + 'static) -> &mut Self {
+        self.one_shot(Input::Reader(Box::pin(reader)))
+    }
+
+    fn one_shot(&mut self, input: Input) -> &mut Self {
+        self.input = Some(InputSlot::OneShot(Arc::new(Mutex::new(Some(input)))));
         self
     }
 
     /// Where stderr goes (default: [`Stderr::Consume`]).
-    pub fn stderr(mut self, mode: Stderr) -> Self {
+    ///
+    /// ```
+    /// use net_runner::{Command, Stderr};
+    /// let out = Command::new("sh").args(["-c", "echo e >&2"]).stderr(Stderr::Redirect).run_blocking()?;
+    /// assert_eq!(out.stdout, b"e\n");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn stderr(&mut self, mode: Stderr) -> &mut Self {
         self.stderr = mode;
         self
     }
 
     /// Grace period between SIGTERM and SIGKILL (default 5 s), used on
     /// timeout, `max_output`, graceful shutdown and when the owner goes away.
-    pub fn kill_timeout(mut self, timeout: Duration) -> Self {
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let out = net_runner::Command::new("true").kill_timeout(Duration::from_millis(200)).run_blocking()?;
+    /// assert!(out.status.success());
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn kill_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.kill_timeout = timeout;
         self
     }
@@ -196,7 +414,14 @@ impl Command {
     /// are read until the process is gone, so what it writes while it shuts
     /// down is kept. Then [`Error::Timeout`] carries all output and the real
     /// exit status (`run`, streams, and [`Process::wait`]).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use net_runner::{Command, Error};
+    /// let err = Command::new("sleep").arg("10").timeout(Duration::from_millis(100)).run_blocking();
+    /// assert!(matches!(err, Err(Error::Timeout { .. })));
+    /// ```
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
         self.timeout = Some(timeout);
         self
     }
@@ -208,19 +433,31 @@ impl Command {
     /// with [`Error::MaxOutputExceeded`] carrying exactly the first `limit`
     /// bytes; under [`spawn`](Self::spawn), the read after the first
     /// `limit` bytes fails with [`Error::OutputLimit`].
-    pub fn max_output(mut self, limit: u64) -> Self {
+    ///
+    /// ```
+    /// use net_runner::{Command, Error};
+    /// match Command::new("yes").max_output(5).run_blocking() {
+    ///     Err(Error::MaxOutputExceeded { output, .. }) => assert_eq!(output.stdout, b"y\ny\ny"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub fn max_output(&mut self, limit: u64) -> &mut Self {
         self.max_output = Some(limit);
         self
     }
 
     /// Whether processes left in the child's group (or escaped from it)
     /// after the child exits are killed too (default: yes).
-    pub fn kill_leftovers(mut self, kill: bool) -> Self {
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("sh").args(["-c", "sleep 0.1 &"]).kill_leftovers(false).run_blocking()?;
+    /// assert!(out.status.success());
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn kill_leftovers(&mut self, kill: bool) -> &mut Self {
         self.kill_leftovers = kill;
         self
     }
-
-    // ----- Stopping and limits (issue 10) -----
 
     /// How the process is stopped on timeout, `max_output`, idle timeout,
     /// [`Process::shutdown`], drop, or when the owner dies. The shepherd
@@ -234,9 +471,10 @@ impl Command {
     ///     .close_stdin(Duration::ZERO)
     ///     .signal(Signal::Int, Duration::from_secs(2))
     ///     .signal(Signal::Term, Duration::from_secs(5));
-    /// let cmd = Command::new("server").stop_sequence(stop); // then SIGKILL
+    /// let mut cmd = Command::new("server");
+    /// cmd.stop_sequence(stop); // then SIGKILL
     /// ```
-    pub fn stop_sequence(mut self, sequence: StopSequence) -> Self {
+    pub fn stop_sequence(&mut self, sequence: StopSequence) -> &mut Self {
         self.limits.stop_sequence = Some(sequence);
         self
     }
@@ -245,7 +483,14 @@ impl Command {
     /// `d`: [`Error::IdleTimeout`]. Applies to [`run`](Self::run) and the
     /// streams. Measured by the library between chunks *read*: a consumer
     /// that stops polling a stream for `d` looks idle too (see the README).
-    pub fn idle_timeout(mut self, d: Duration) -> Self {
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use net_runner::{Command, Error};
+    /// let err = Command::new("sleep").arg("10").idle_timeout(Duration::from_millis(200)).run_blocking();
+    /// assert!(matches!(err, Err(Error::IdleTimeout { .. })));
+    /// ```
+    pub fn idle_timeout(&mut self, d: Duration) -> &mut Self {
         self.limits.idle_timeout = Some(d);
         self
     }
@@ -254,38 +499,289 @@ impl Command {
     /// child exited, how long `run` and the streams keep reading for
     /// processes it left behind to close its output (default 2 s), before
     /// they give up with [`Error::LeftoverHolders`] naming them.
-    pub fn leftover_wait(mut self, d: Duration) -> Self {
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut cmd = net_runner::Command::new("true");
+    /// cmd.kill_leftovers(false).leftover_wait(Duration::from_millis(500));
+    /// assert!(cmd.run_blocking()?.status.success());
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn leftover_wait(&mut self, d: Duration) -> &mut Self {
         self.limits.leftover_wait = Some(d);
         self
     }
 
+    /// Runs the child as this user (`setuid` in the shepherd, before exec;
+    /// std's `CommandExt::uid`). Needs the privilege to do so: without it
+    /// the run fails with [`Error::Spawn`] at
+    /// [`SpawnStage::SetUid`](crate::SpawnStage::SetUid) and the program
+    /// never starts, never runs as the owner instead. Without
+    /// [`groups`](Self::groups), the supplementary groups are dropped when
+    /// permitted, as std does. Set [`gid`](Self::gid) too: the group is
+    /// not derived from the user.
+    ///
+    /// ```
+    /// use std::os::unix::fs::MetadataExt;
+    /// use net_runner::{Command, Error, SpawnStage};
+    /// let me = std::fs::metadata("/proc/self")?.uid();
+    /// let out = Command::new("id").arg("-u").uid(me).run_blocking()?;
+    /// assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), me.to_string());
+    /// if me != 0 {
+    ///     let err = Command::new("id").uid(0).run_blocking().unwrap_err();
+    ///     assert!(matches!(err, Error::Spawn { stage: SpawnStage::SetUid(0), .. }));
+    /// }
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn uid(&mut self, uid: u32) -> &mut Self {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// Runs the child with this group (`setgid`; std's `CommandExt::gid`).
+    /// Fails at [`SpawnStage::SetGid`](crate::SpawnStage::SetGid) without
+    /// the privilege.
+    ///
+    /// ```
+    /// use std::os::unix::fs::MetadataExt;
+    /// let me = std::fs::metadata("/proc/self")?.gid();
+    /// let out = net_runner::Command::new("id").arg("-g").gid(me).run_blocking()?;
+    /// assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), me.to_string());
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn gid(&mut self, gid: u32) -> &mut Self {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// The child's supplementary groups (`setgroups`; std's unstable
+    /// `CommandExt::groups`); empty drops them all. Needs `CAP_SETGID`:
+    /// without it the run fails at
+    /// [`SpawnStage::SetGroups`](crate::SpawnStage::SetGroups).
+    ///
+    /// ```
+    /// use std::os::unix::fs::MetadataExt;
+    /// use net_runner::{Command, Error, SpawnStage};
+    /// let me = std::fs::metadata("/proc/self")?;
+    /// let result = Command::new("id").arg("-G").groups([]).run_blocking();
+    /// if me.uid() == 0 {
+    ///     // Only the primary group is left.
+    ///     assert_eq!(String::from_utf8_lossy(&result?.stdout).trim(), me.gid().to_string());
+    /// } else {
+    ///     assert!(matches!(result, Err(Error::Spawn { stage: SpawnStage::SetGroups, .. })));
+    /// }
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn groups(&mut self, groups: impl IntoIterator<Item = u32>) -> &mut Self {
+        self.groups = Some(groups.into_iter().collect());
+        self
+    }
+
+    /// The child's file mode creation mask, `0` to `0o777`.
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("sh").args(["-c", "umask"]).umask(0o027).run_blocking()?;
+    /// assert_eq!(out.stdout, b"0027\n");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn umask(&mut self, mask: u32) -> &mut Self {
+        self.umask = Some(mask);
+        self
+    }
+
+    /// Sets a resource limit for the child (`setrlimit`): `soft` is enforced,
+    /// `hard` is the ceiling the child may raise `soft` to. [`RLIM_INFINITY`](crate::RLIM_INFINITY)
+    /// is "unlimited". Raising a hard limit needs `CAP_SYS_RESOURCE`: without
+    /// it the run fails at [`SpawnStage::Rlimit`](crate::SpawnStage::Rlimit).
+    /// Repeatable; the last one for a resource wins.
+    ///
+    /// ```
+    /// use net_runner::{Command, Resource};
+    /// let out = Command::new("sh")
+    ///     .args(["-c", "ulimit -n; ulimit -c"])
+    ///     .rlimit(Resource::Nofile, 64, 64)
+    ///     .rlimit(Resource::Core, 0, 0)
+    ///     .run_blocking()?;
+    /// assert_eq!(out.stdout, b"64\n0\n");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn rlimit(&mut self, resource: Resource, soft: u64, hard: u64) -> &mut Self {
+        self.rlimits.retain(|(r, _, _)| *r != resource);
+        self.rlimits.push((resource, soft, hard));
+        self
+    }
+
+    /// Sets `PR_SET_NO_NEW_PRIVS` for the child: no exec in its tree can
+    /// gain privileges (setuid bits, file capabilities are ignored).
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("grep").args(["NoNewPrivs", "/proc/self/status"]).no_new_privs(true).run_blocking()?;
+    /// assert!(String::from_utf8_lossy(&out.stdout).ends_with("1\n"));
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn no_new_privs(&mut self, on: bool) -> &mut Self {
+        self.no_new_privs = on;
+        self
+    }
+
+    /// The child's nice value, -20 (most favoured) to 19, set absolutely
+    /// (`setpriority`), not added to the owner's. Going below the owner's
+    /// value needs `CAP_SYS_NICE` (or `RLIMIT_NICE`): without it the run
+    /// fails at [`SpawnStage::Nice`](crate::SpawnStage::Nice).
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("sh").args(["-c", "ps -o ni= -p $$"]).nice(19).run_blocking()?;
+    /// assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "19");
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn nice(&mut self, nice: i32) -> &mut Self {
+        self.nice = Some(nice);
+        self
+    }
+
+    /// The program, as given to [`new`](Self::new).
+    ///
+    /// ```
+    /// assert_eq!(net_runner::Command::new("ls").get_program(), "ls");
+    /// ```
+    pub fn get_program(&self) -> &OsStr {
+        &self.program
+    }
+
+    /// The arguments, without the program or `arg0`.
+    ///
+    /// ```
+    /// use std::ffi::OsStr;
+    /// let mut cmd = net_runner::Command::new("ls");
+    /// cmd.args(["-l", "/"]);
+    /// assert_eq!(cmd.get_args().collect::<Vec<_>>(), [OsStr::new("-l"), OsStr::new("/")]);
+    /// ```
+    pub fn get_args(&self) -> impl ExactSizeIterator<Item = &OsStr> {
+        self.args.iter().map(OsString::as_os_str)
+    }
+
+    /// The environment changes set on this command, in order: `Some` value
+    /// for [`env`](Self::env), `None` for [`env_remove`](Self::env_remove)
+    /// (as std's `get_envs`; [`env_clear`](Self::env_clear) forgets earlier
+    /// ones).
+    ///
+    /// ```
+    /// use std::ffi::OsStr;
+    /// let mut cmd = net_runner::Command::new("ls");
+    /// cmd.env("A", "1").env_remove("B");
+    /// let envs: Vec<_> = cmd.get_envs().collect();
+    /// assert_eq!(envs, [(OsStr::new("A"), Some(OsStr::new("1"))), (OsStr::new("B"), None)]);
+    /// ```
+    pub fn get_envs(&self) -> impl ExactSizeIterator<Item = (&OsStr, Option<&OsStr>)> {
+        self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_deref()))
+    }
+
+    /// The working directory set with [`current_dir`](Self::current_dir).
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// let mut cmd = net_runner::Command::new("ls");
+    /// assert_eq!(cmd.get_current_dir(), None);
+    /// cmd.current_dir("/tmp");
+    /// assert_eq!(cmd.get_current_dir(), Some(Path::new("/tmp")));
+    /// ```
+    pub fn get_current_dir(&self) -> Option<&Path> {
+        self.cwd.as_deref()
+    }
+
     /// Runs to completion and collects stdout, stderr, status and stats.
-    /// Input is written while output is read, so any size works.
+    /// Input is written while output is read, so any size works. A
+    /// non-zero exit is not an error: look at [`Output::status`].
+    ///
+    /// The returned future owns what it needs (`'static`, `Send`): the
+    /// command can be changed or dropped meanwhile, and the future spawned
+    /// as a task. Dropping it before it completes kills the process tree.
     ///
     /// Needs a tokio runtime with I/O and time enabled (`#[tokio::main]`
     /// has both); polled outside any tokio runtime it fails with
     /// [`Error::NoRuntime`]. Without tokio, use
     /// [`run_blocking`](Self::run_blocking).
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let out = net_runner::Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]).run().await?;
+    /// assert_eq!((out.stdout, out.stderr, out.status.code()), (b"out\n".to_vec(), b"err\n".to_vec(), Some(3)));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// Bad input is reported before anything starts: [`Error::EmptyProgram`],
-    /// [`Error::NulByte`], [`Error::InvalidEnvName`]. Starting can fail with
+    /// [`Error::NulByte`], [`Error::InvalidEnvName`], [`Error::InvalidOption`],
+    /// [`Error::InputConsumed`]. Starting can fail with
     /// [`Error::NotFound`], [`Error::PermissionDenied`],
     /// [`Error::CwdNotFound`], [`Error::Cwd`], [`Error::Spawn`] (with the
-    /// [`SpawnStage`](crate::SpawnStage) that failed: E2BIG, EMFILE, ...),
+    /// [`SpawnStage`](crate::SpawnStage) that failed: E2BIG, EMFILE, setuid, ...),
     /// [`Error::Shepherd`], or [`Error::NoRuntime`] outside tokio.
-    /// Then [`Error::Timeout`] and [`Error::MaxOutputExceeded`] (both with
-    /// the output read until then, the exit status and the stats), and
-    /// [`Error::Io`] for a failed read or input stream.
+    /// Then [`Error::Timeout`], [`Error::IdleTimeout`] and
+    /// [`Error::MaxOutputExceeded`] (with all output read, the exit status
+    /// and the stats), [`Error::LeftoverHolders`], and [`Error::Io`] for a
+    /// failed read or input stream.
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future stops the run: the process tree is terminated
-    /// (SIGTERM, SIGKILL after the kill timeout) by its shepherd, and the
-    /// output read so far is lost.
-    pub async fn run(self) -> Result<Output, Error> {
-        self.into_pump().await?.collect().await
+    /// Dropping the future stops the run: the process tree is stopped by
+    /// its shepherd (the stop sequence), and the output read so far is lost.
+    pub fn run(&self) -> impl Future<Output = Result<Output, Error>> + Send + 'static {
+        let pump = self.pump();
+        async move { pump.await?.collect().await }
+    }
+
+    /// The std and tokio name of [`run`](Self::run): the same thing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let out = net_runner::Command::new("echo").arg("hi").output().await?;
+    /// assert_eq!(out.stdout, b"hi\n");
+    /// # Ok(()) }
+    /// ```
+    pub fn output(&self) -> impl Future<Output = Result<Output, Error>> + Send + 'static {
+        self.run()
+    }
+
+    /// Runs to completion and returns only the exit status, like std's and
+    /// tokio's `status()`. The child's stdout and stderr are copied to this
+    /// program's stdout and stderr as they arrive (with [`Stderr::Consume`];
+    /// other [`stderr`](Self::stderr) modes apply as set). Unlike std they
+    /// are pipes, not the inherited descriptors: a child that asks whether
+    /// its stdout is a terminal hears no.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let status = net_runner::Command::new("sh").args(["-c", "echo shown; exit 4"]).status().await?;
+    /// assert_eq!(status.code(), Some(4));
+    /// # Ok(()) }
+    /// ```
+    pub fn status(&self) -> impl Future<Output = Result<ExitStatus, Error>> + Send + 'static {
+        let pump = self.pump();
+        async move {
+            use tokio::io::AsyncWriteExt;
+            let mut pump = pump.await?;
+            let (mut out, mut err) = (tokio::io::stdout(), tokio::io::stderr());
+            while let Some(step) = pump.next().await {
+                match step {
+                    // A closed stdout of ours is no reason to stop the child.
+                    Ok(Chunk::Stdout(b)) => {
+                        let _ = out.write_all(&b).await;
+                        let _ = out.flush().await;
+                    }
+                    Ok(Chunk::Stderr(b)) => {
+                        let _ = err.write_all(&b).await;
+                    }
+                    Err(e) => return Err(pump.error_with_output(e, Vec::new(), Vec::new())),
+                }
+            }
+            pump.status()
+                .ok_or(Error::Shepherd(crate::ShepherdError::Lost))
+        }
     }
 
     /// Runs to completion on a private runtime, for callers without tokio.
@@ -300,57 +796,74 @@ impl Command {
     ///
     /// As [`run`](Self::run), but never [`Error::NoRuntime`]: it brings its
     /// own runtime (on a fresh thread if called inside one).
-    pub fn run_blocking(self) -> Result<Output, Error> {
+    pub fn run_blocking(&self) -> Result<Output, Error> {
         crate::blocking::block_on(self.run())
     }
 
     /// Starts the child and returns a handle for interactive use. Without an
     /// [`input`](Self::input), stdin is a pipe the caller writes with
-    /// [`Process::write`]; with one, this is the same as `run` minus the
-    /// collecting, and stdin is fed in a background task.
+    /// [`Process::write`]; with one, stdin is fed from it in a background
+    /// task. Nothing is read until asked: see [`Process::read`].
     ///
     /// Needs a tokio runtime with I/O and time enabled (`#[tokio::main]`
     /// has both); polled outside any tokio runtime it fails with
     /// [`Error::NoRuntime`]. Without tokio, use
     /// [`run_blocking`](Self::run_blocking).
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("cat").spawn().await?;
+    /// p.write(b"hi").await?;
+    /// p.close_stdin();
+    /// assert_eq!(p.read().await?.as_deref(), Some(&b"hi"[..]));
+    /// assert!(p.wait().await?.success());
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// Bad input is reported before anything starts: [`Error::EmptyProgram`],
-    /// [`Error::NulByte`], [`Error::InvalidEnvName`]. Starting can fail with
+    /// [`Error::NulByte`], [`Error::InvalidEnvName`], [`Error::InvalidOption`],
+    /// [`Error::InputConsumed`]. Starting can fail with
     /// [`Error::NotFound`], [`Error::PermissionDenied`],
     /// [`Error::CwdNotFound`], [`Error::Cwd`], [`Error::Spawn`] (with the
-    /// [`SpawnStage`](crate::SpawnStage) that failed: E2BIG, EMFILE, ...),
+    /// [`SpawnStage`](crate::SpawnStage) that failed: E2BIG, EMFILE, setuid, ...),
     /// [`Error::Shepherd`], or [`Error::NoRuntime`] outside tokio.
     ///
     /// # Cancel safety
     ///
     /// Dropping the future before it completes leaves nothing running: a
-    /// child already started is terminated with its tree, and its shepherd
-    /// is reaped.
-    pub async fn spawn(mut self) -> Result<Process, Error> {
-        let input = self.input.take();
-        let mut process = self.launch(StdioMode::Pipe, self.max_output).await?;
-        if let Some(input) = input {
-            if let Some(stdin) = process.take_stdin() {
-                tokio::spawn(crate::input::feed(stdin, input));
+    /// child already started is stopped with its tree, and its shepherd is
+    /// reaped.
+    pub fn spawn(&self) -> impl Future<Output = Result<Process, Error>> + Send + 'static {
+        let input = self.take_input();
+        let launch = self.launch(StdioMode::Pipe, self.max_output);
+        async move {
+            let input = input?;
+            let mut process = launch.await?;
+            if let Some(input) = input {
+                if let Some(stdin) = process.take_stdin() {
+                    tokio::spawn(crate::input::feed(stdin, input));
+                }
             }
+            Ok(process)
         }
-        Ok(process)
     }
 
     /// Starts the child and returns its stdout as a lazy stream of chunks:
     /// nothing is read until polled, so a slow consumer slows the child.
-    /// Dropping the stream kills the process tree.
+    /// Dropping the stream kills the process tree. Read it with
+    /// [`ProcessStream::next_chunk`] or [`ProcessStream::lines`] (no extra
+    /// crate), as a `futures` `Stream`, or as a tokio `AsyncRead`.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), net_runner::Error> {
-    /// use futures_util::StreamExt;
     /// let mut s = net_runner::Command::new("seq").args(["1", "3"]).stream().await?;
     /// let mut all = Vec::new();
-    /// while let Some(chunk) = s.next().await {
-    ///     all.extend_from_slice(&chunk?);
+    /// while let Some(chunk) = s.next_chunk().await? {
+    ///     all.extend_from_slice(&chunk);
     /// }
     /// assert_eq!(all, b"1\n2\n3\n");
     /// assert!(s.status().unwrap().success());
@@ -365,10 +878,11 @@ impl Command {
     /// # Errors
     ///
     /// Bad input is reported before anything starts: [`Error::EmptyProgram`],
-    /// [`Error::NulByte`], [`Error::InvalidEnvName`]. Starting can fail with
+    /// [`Error::NulByte`], [`Error::InvalidEnvName`], [`Error::InvalidOption`],
+    /// [`Error::InputConsumed`]. Starting can fail with
     /// [`Error::NotFound`], [`Error::PermissionDenied`],
     /// [`Error::CwdNotFound`], [`Error::Cwd`], [`Error::Spawn`] (with the
-    /// [`SpawnStage`](crate::SpawnStage) that failed: E2BIG, EMFILE, ...),
+    /// [`SpawnStage`](crate::SpawnStage) that failed: E2BIG, EMFILE, setuid, ...),
     /// [`Error::Shepherd`], or [`Error::NoRuntime`] outside tokio.
     /// Later failures (timeout, `max_output`, I/O) arrive as the stream's
     /// `Err` items; [`Error::from_io`] recovers the typed error.
@@ -376,8 +890,9 @@ impl Command {
     /// # Cancel safety
     ///
     /// As for [`spawn`](Self::spawn): nothing is left running.
-    pub async fn stream(self) -> Result<ProcessStream, Error> {
-        Ok(ProcessStream::new(self.into_pump().await?))
+    pub fn stream(&self) -> impl Future<Output = Result<ProcessStream, Error>> + Send + 'static {
+        let pump = self.pump();
+        async move { Ok(ProcessStream::new(pump.await?)) }
     }
 
     /// Like [`stream`](Self::stream), but yields stdout and stderr chunks
@@ -388,57 +903,86 @@ impl Command {
     /// [`Error::NoRuntime`]. Without tokio, use
     /// [`run_blocking`](Self::run_blocking).
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use net_runner::{Chunk, Command};
+    /// let mut s = Command::new("sh").args(["-c", "echo o; echo e >&2"]).stream_tagged().await?;
+    /// let mut seen = Vec::new();
+    /// while let Some(chunk) = s.next_chunk().await? {
+    ///     seen.push(chunk);
+    /// }
+    /// assert!(seen.contains(&Chunk::Stderr("e\n".into())));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// Bad input is reported before anything starts: [`Error::EmptyProgram`],
-    /// [`Error::NulByte`], [`Error::InvalidEnvName`]. Starting can fail with
+    /// [`Error::NulByte`], [`Error::InvalidEnvName`], [`Error::InvalidOption`],
+    /// [`Error::InputConsumed`]. Starting can fail with
     /// [`Error::NotFound`], [`Error::PermissionDenied`],
     /// [`Error::CwdNotFound`], [`Error::Cwd`], [`Error::Spawn`] (with the
-    /// [`SpawnStage`](crate::SpawnStage) that failed: E2BIG, EMFILE, ...),
+    /// [`SpawnStage`](crate::SpawnStage) that failed: E2BIG, EMFILE, setuid, ...),
     /// [`Error::Shepherd`], or [`Error::NoRuntime`] outside tokio.
     ///
     /// # Cancel safety
     ///
     /// As for [`spawn`](Self::spawn): nothing is left running.
-    pub async fn stream_tagged(self) -> Result<TaggedStream, Error> {
-        Ok(TaggedStream::new(self.into_pump().await?))
+    pub fn stream_tagged(
+        &self,
+    ) -> impl Future<Output = Result<TaggedStream, Error>> + Send + 'static {
+        let pump = self.pump();
+        async move { Ok(TaggedStream::new(pump.await?)) }
     }
 
-    async fn into_pump(mut self) -> Result<Pump, Error> {
-        let input = self.input.take();
-        let stdin = if input.is_some() {
-            StdioMode::Pipe
-        } else {
-            StdioMode::Null
+    /// Takes what feeds stdin for one run (see [`InputSlot`]).
+    fn take_input(&self) -> Result<Option<Input>, Error> {
+        match &self.input {
+            None => Ok(None),
+            Some(InputSlot::Bytes(b)) => Ok(Some(Input::Bytes(b.clone()))),
+            Some(InputSlot::OneShot(slot)) => {
+                let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+                slot.take().map(Some).ok_or(Error::InputConsumed)
+            }
+        }
+    }
+
+    fn pump(&self) -> impl Future<Output = Result<Pump, Error>> + Send + 'static {
+        let input = self.take_input();
+        let stdin = match &input {
+            Ok(Some(_)) => StdioMode::Pipe,
+            _ => StdioMode::Null,
         };
-        let process = self.launch(stdin, None).await?;
         let leftover_wait = (!self.kill_leftovers)
             .then(|| self.limits.leftover_wait.unwrap_or(DEFAULT_LEFTOVER_WAIT));
-        Ok(Pump::new(
-            process,
-            input,
-            PumpLimits {
-                max_output: self.max_output,
-                idle: self.limits.idle_timeout,
-                leftover_wait,
-            },
-        ))
+        let limits = PumpLimits {
+            max_output: self.max_output,
+            idle: self.limits.idle_timeout,
+            leftover_wait,
+        };
+        // The pump applies `max_output` itself, not the readers.
+        let launch = self.launch(stdin, None);
+        async move {
+            let input = input?;
+            let process = launch.await?;
+            Ok(Pump::new(process, input, limits))
+        }
     }
 
     /// Validates, starts a shepherd and the child. The future owns what it
-    /// needs, so it is `Send` whatever the input is.
-    /// `limit`: the readers' own `max_output` (for `spawn`; the pump
-    /// applies its own).
+    /// needs, so it is `Send` whatever the input is. `limit`: the readers'
+    /// own `max_output` (for `spawn`; the pump applies its own).
     fn launch(
         &self,
         stdin: StdioMode,
         limit: Option<u64>,
     ) -> impl Future<Output = Result<Process, Error>> + Send + 'static {
         let started = Instant::now();
+        let timeout = self.timeout;
         let prepared = self
             .spawn_request(stdin)
             .map(|req| (req, self.program.clone(), self.cwd.clone()));
-        let timeout = self.timeout;
         async move {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(Error::NoRuntime);
@@ -463,6 +1007,10 @@ impl Command {
             }
         };
         let mut req = SpawnRequest::new(no_nul(self.program.as_bytes(), "program")?);
+        req.arg0 = match &self.arg0 {
+            Some(a) => Some(no_nul(a.as_bytes(), "arg0")?),
+            None => None,
+        };
         req.args = self
             .args
             .iter()
@@ -501,7 +1049,73 @@ impl Command {
         if let Some(stop) = &self.limits.stop_sequence {
             req.stop_sequence = stop.to_wire(self.kill_timeout);
         }
+        self.hardening(&mut req)?;
         Ok(req)
+    }
+
+    /// Checks and copies the identity and limits; the shepherd applies them.
+    fn hardening(&self, req: &mut SpawnRequest) -> Result<(), Error> {
+        let invalid =
+            |option: &'static str, reason: String| Error::InvalidOption { option, reason };
+        // -1 is "leave unchanged" to the kernel: refused, never a no-op.
+        let id = |option, v: u32| {
+            if v == u32::MAX {
+                Err(invalid(option, "-1 (4294967295) is not an id".into()))
+            } else {
+                Ok(v)
+            }
+        };
+        req.uid = self.uid.map(|u| id("uid", u)).transpose()?;
+        req.gid = self.gid.map(|g| id("gid", g)).transpose()?;
+        req.groups = match &self.groups {
+            Some(groups) => {
+                if groups.len() > 65536 {
+                    return Err(invalid(
+                        "groups",
+                        format!("{} groups, the kernel takes at most 65536", groups.len()),
+                    ));
+                }
+                Some(
+                    groups
+                        .iter()
+                        .map(|&g| id("groups", g))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            None => None,
+        };
+        if let Some(mask) = self.umask {
+            if mask > 0o777 {
+                return Err(invalid("umask", format!("{mask:#o} is above 0o777")));
+            }
+        }
+        req.umask = self.umask;
+        if let Some(nice) = self.nice {
+            if !(-20..=19).contains(&nice) {
+                return Err(invalid("nice", format!("{nice} is outside -20..=19")));
+            }
+        }
+        req.nice = self.nice;
+        req.rlimits = self
+            .rlimits
+            .iter()
+            .map(|&(resource, soft, hard)| {
+                if soft > hard {
+                    Err(invalid(
+                        "rlimit",
+                        format!("{resource}: soft limit {soft} is above the hard limit {hard}"),
+                    ))
+                } else {
+                    Ok(net_runner_proto::Rlimit {
+                        resource: resource.to_wire(),
+                        soft,
+                        hard,
+                    })
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        req.no_new_privs = self.no_new_privs;
+        Ok(())
     }
 
     /// The child's complete environment as `KEY=VALUE` entries.

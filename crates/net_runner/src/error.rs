@@ -5,7 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::Output;
+use crate::{Output, Resource};
 
 /// Everything that can go wrong. Bad input is reported here, never by a panic.
 ///
@@ -30,6 +30,36 @@ pub enum Error {
     NulByte {
         /// Which input: "program", "argument", "environment", "cwd".
         what: &'static str,
+    },
+    /// A builder option holds a value that can never work (a nice value
+    /// outside -20..=19, a umask above 0o777, an rlimit whose soft limit is
+    /// above its hard one, the id -1). Reported before anything starts.
+    ///
+    /// ```
+    /// use net_runner::{Command, Error};
+    /// let err = Command::new("true").nice(40).run_blocking().unwrap_err();
+    /// assert!(matches!(err, Error::InvalidOption { option: "nice", .. }));
+    /// assert_eq!(err.to_string(), "invalid nice: 40 is outside -20..=19");
+    /// ```
+    #[error("invalid {option}: {reason}")]
+    InvalidOption {
+        /// The builder method: "uid", "gid", "groups", "umask", "nice", "rlimit".
+        option: &'static str,
+        /// What is wrong with the value.
+        reason: String,
+    },
+    /// The command's one-shot input ([`input_stream`](crate::Command::input_stream),
+    /// [`input_reader`](crate::Command::input_reader)) was taken by an
+    /// earlier run of this command or of a clone of it. Nothing was started.
+    #[error("the command's input stream or reader was used by an earlier run (give each run its own, or use input(bytes))")]
+    InputConsumed,
+    /// A line of output is longer than the stream's limit
+    /// ([`ProcessStream::set_max_line_length`](crate::ProcessStream::set_max_line_length));
+    /// that line was dropped.
+    #[error("output line longer than {limit} bytes")]
+    LineTooLong {
+        /// The limit in force.
+        limit: usize,
     },
     /// An environment variable name is empty or contains `=`.
     #[error("invalid environment variable name {0:?}")]
@@ -156,6 +186,17 @@ impl Error {
     ///
     /// [`ProcessStream`](crate::ProcessStream) yields `io::Result`; errors
     /// such as a timeout travel inside the `io::Error` and come back out here.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use std::time::Duration;
+    /// use net_runner::{Command, Error};
+    /// let mut s = Command::new("sleep").arg("10").timeout(Duration::from_millis(50)).stream().await?;
+    /// let err = s.next_chunk().await.unwrap_err();
+    /// assert!(matches!(Error::from_io(&err), Some(Error::Timeout { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn from_io(err: &io::Error) -> Option<&Error> {
         err.get_ref()?.downcast_ref::<Error>()
     }
@@ -229,9 +270,11 @@ impl std::fmt::Display for StderrTail<'_> {
 ///
 /// ```
 /// use net_runner::{Command, Error, SpawnStage};
+/// // One argument over the kernel's 128 KiB limit: execve fails with E2BIG.
 /// let err = Command::new("true").arg("y".repeat(1 << 20)).run_blocking().unwrap_err();
 /// assert!(matches!(err, Error::Spawn { stage: SpawnStage::Exec, .. }));
 /// assert_eq!(SpawnStage::Exec.to_string(), "exec");
+/// assert_eq!(SpawnStage::SetUid(1000).to_string(), "setuid(1000)");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -251,10 +294,31 @@ pub enum SpawnStage {
     ChildSetup,
     /// Executing the program.
     Exec,
+    /// `setgroups`: [`Command::groups`](crate::Command::groups), or
+    /// dropping the groups for a [`uid`](crate::Command::uid).
+    SetGroups,
+    /// `setgid` to this group: [`Command::gid`](crate::Command::gid).
+    SetGid(u32),
+    /// `setuid` to this user: [`Command::uid`](crate::Command::uid).
+    SetUid(u32),
+    /// `setrlimit` of this resource: [`Command::rlimit`](crate::Command::rlimit).
+    Rlimit(Resource),
+    /// `setpriority` to this nice value: [`Command::nice`](crate::Command::nice).
+    Nice(i32),
+    /// `prctl(PR_SET_NO_NEW_PRIVS)`: [`Command::no_new_privs`](crate::Command::no_new_privs).
+    NoNewPrivs,
+}
+
+/// The request's values that name a failed setup step.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StageValues {
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
+    pub(crate) nice: Option<i32>,
 }
 
 impl SpawnStage {
-    pub(crate) fn from_wire(stage: net_runner_proto::SpawnStage) -> Self {
+    pub(crate) fn from_wire(stage: net_runner_proto::SpawnStage, values: StageValues) -> Self {
         use net_runner_proto::SpawnStage as Wire;
         match stage {
             Wire::Stdio => SpawnStage::Pipes,
@@ -262,13 +326,25 @@ impl SpawnStage {
             Wire::Chdir => SpawnStage::Chdir,
             Wire::Setup => SpawnStage::ChildSetup,
             Wire::Exec => SpawnStage::Exec,
+            Wire::SetGroups => SpawnStage::SetGroups,
+            Wire::SetGid => SpawnStage::SetGid(values.gid.unwrap_or(u32::MAX)),
+            Wire::SetUid => SpawnStage::SetUid(values.uid.unwrap_or(u32::MAX)),
+            Wire::Rlimit(r) => SpawnStage::Rlimit(Resource::from_wire(r)),
+            Wire::Nice => SpawnStage::Nice(values.nice.unwrap_or(0)),
+            Wire::NoNewPrivs => SpawnStage::NoNewPrivs,
         }
     }
 }
 
 impl std::fmt::Display for SpawnStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        let name = match self {
+            SpawnStage::SetGid(gid) => return write!(f, "setgid({gid})"),
+            SpawnStage::SetUid(uid) => return write!(f, "setuid({uid})"),
+            SpawnStage::Rlimit(r) => return write!(f, "setrlimit({r})"),
+            SpawnStage::Nice(n) => return write!(f, "setpriority(nice {n})"),
+            SpawnStage::SetGroups => "setgroups",
+            SpawnStage::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
             SpawnStage::StartShepherd => "starting the shepherd",
             SpawnStage::ControlSocket => "control socket",
             SpawnStage::Pipes => "creating pipes",
@@ -276,7 +352,8 @@ impl std::fmt::Display for SpawnStage {
             SpawnStage::Chdir => "chdir",
             SpawnStage::ChildSetup => "child setup",
             SpawnStage::Exec => "exec",
-        })
+        };
+        f.write_str(name)
     }
 }
 
@@ -308,4 +385,12 @@ pub enum ShepherdError {
 }
 
 /// Shorthand for results of this crate.
+///
+/// ```
+/// fn list() -> net_runner::Result<Vec<u8>> {
+///     Ok(net_runner::Command::new("ls").arg("/").run_blocking()?.stdout)
+/// }
+/// assert!(!list()?.is_empty());
+/// # Ok::<(), net_runner::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -16,6 +16,7 @@ use net_runner_proto::{
 };
 
 use crate::control::ControlChannel;
+use crate::error::StageValues;
 use crate::{pool, reaper, Error, ShepherdError, SpawnStage as Stage};
 
 fn protocol(message: String) -> Error {
@@ -54,6 +55,11 @@ pub(crate) async fn launch(
     let mut hello = Vec::new();
     ToShepherd::hello().encode(&mut hello);
     let names_cwd = req.cwd.is_some();
+    let values = StageValues {
+        uid: req.uid,
+        gid: req.gid,
+        nice: req.nice,
+    };
     let hello_len = hello.len();
     ToShepherd::Spawn(req).encode(&mut hello);
     // A request the shepherd would refuse as a corrupt frame could never
@@ -68,7 +74,7 @@ pub(crate) async fn launch(
     // the request names the cwd explicitly.
     if names_cwd {
         if let Some(idle) = pool::take() {
-            match handshake(idle, &hello, &program, &cwd).await {
+            match handshake(idle, &hello, &program, &cwd, values).await {
                 // It died while idle (killed, or told to stop): nothing was
                 // started, so a fresh shepherd can take the request.
                 Err(Attempt::Vanished) => {}
@@ -78,7 +84,7 @@ pub(crate) async fn launch(
         }
     }
     let idle = pool::start_shepherd().map_err(|e| spawn_error(Stage::StartShepherd, e))?;
-    handshake(idle, &hello, &program, &cwd)
+    handshake(idle, &hello, &program, &cwd, values)
         .await
         .map_err(|e| match e {
             Attempt::Vanished => Error::Shepherd(ShepherdError::LostDuringSpawn),
@@ -106,6 +112,7 @@ async fn handshake(
     request: &[u8],
     program: &OsString,
     cwd: &Option<PathBuf>,
+    values: StageValues,
 ) -> Result<Launched, Attempt> {
     let shepherd_pid = idle.pid;
     let mut guard = ReapOnDrop(Some(shepherd_pid));
@@ -143,9 +150,13 @@ async fn handshake(
                 fds,
             })
         }
-        Some(FromShepherd::SpawnFailed { stage, errno }) => {
-            failed(spawn_failed(stage, errno, program.clone(), cwd.clone()))
-        }
+        Some(FromShepherd::SpawnFailed { stage, errno }) => failed(spawn_failed(
+            stage,
+            errno,
+            program.clone(),
+            cwd.clone(),
+            values,
+        )),
         Some(FromShepherd::Error { message }) => {
             failed(Error::Shepherd(ShepherdError::Refused(message)))
         }
@@ -154,7 +165,13 @@ async fn handshake(
     }
 }
 
-fn spawn_failed(stage: SpawnStage, errno: i32, program: OsString, cwd: Option<PathBuf>) -> Error {
+fn spawn_failed(
+    stage: SpawnStage,
+    errno: i32,
+    program: OsString,
+    cwd: Option<PathBuf>,
+    values: StageValues,
+) -> Error {
     let source = io::Error::from_raw_os_error(errno);
     match (stage, errno) {
         (SpawnStage::Exec, libc::ENOENT) => Error::NotFound { program },
@@ -168,7 +185,7 @@ fn spawn_failed(stage: SpawnStage, errno: i32, program: OsString, cwd: Option<Pa
         },
         (stage, _) => Error::Spawn {
             program,
-            stage: Stage::from_wire(stage),
+            stage: Stage::from_wire(stage, values),
             source,
         },
     }

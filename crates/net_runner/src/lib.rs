@@ -61,6 +61,7 @@ mod pool;
 mod process;
 mod pump;
 mod reaper;
+mod resource;
 mod shepherd_exe;
 mod signal;
 mod stats;
@@ -78,12 +79,13 @@ pub use pool::{prestarted_idle, set_prestarted_shepherds, PRESTART_ENV};
 pub use process::{Process, ProcessHandle};
 pub use pump::Chunk;
 pub use reaper::pending_reaps;
+pub use resource::{Resource, UnknownResource, RLIM_INFINITY};
 pub use shepherd_exe::SHEPHERD_ENV;
 pub use signal::Signal;
 pub use stats::{End, Stats};
 pub use status::ExitStatus;
 pub use stop::StopSequence;
-pub use stream::{ProcessStream, TaggedStream};
+pub use stream::{ByteLines, Lines, ProcessStream, TaggedStream, DEFAULT_MAX_LINE_LENGTH};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

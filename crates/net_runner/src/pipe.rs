@@ -246,6 +246,16 @@ macro_rules! reader {
             /// [`Error::OutputLimit`](crate::Error::OutputLimit) inside the
             /// `io::Error` ([`Error::from_io`](crate::Error::from_io)) and
             /// the process's stop sequence starts.
+            ///
+            /// ```
+            /// # #[tokio::main(flavor = "current_thread")]
+            /// # async fn main() -> Result<(), net_runner::Error> {
+            /// let mut p = net_runner::Command::new("echo").arg("hi").spawn().await?;
+            /// let mut out = p.take_stdout().unwrap();
+            /// assert_eq!(out.read_chunk(1024).await?.as_deref(), Some(&b"hi\n"[..]));
+            /// assert_eq!(out.read_chunk(1024).await?, None);
+            /// # Ok(()) }
+            /// ```
             pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<Bytes>> {
                 // Capped: a huge `max` must not allocate that much up front.
                 let max = max.clamp(1, MAX_CHUNK);
@@ -293,6 +303,17 @@ reader!(
 /// Implements tokio's [`AsyncWrite`]; `shutdown` is a no-op, drop closes.
 /// When the process's stop sequence reaches `close-stdin`, the next write
 /// closes it and fails with [`io::ErrorKind::BrokenPipe`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), net_runner::Error> {
+/// use tokio::io::AsyncWriteExt;
+/// let mut p = net_runner::Command::new("cat").spawn().await?;
+/// let mut stdin = p.take_stdin().unwrap();
+/// tokio::spawn(async move { stdin.write_all(b"from a task").await });
+/// assert_eq!(p.read().await?.as_deref(), Some(&b"from a task"[..]));
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct ChildStdin {
     fd: Option<AsyncFd<OwnedFd>>,
@@ -309,6 +330,17 @@ impl ChildStdin {
 
     /// Writes all of `data`, waiting while the pipe is full. A child that
     /// closed its stdin gives [`io::ErrorKind::BrokenPipe`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("cat").spawn().await?;
+    /// let mut stdin = p.take_stdin().unwrap();
+    /// stdin.write_all(b"hi").await?;
+    /// drop(stdin); // end of file for the child
+    /// assert_eq!(p.read().await?.as_deref(), Some(&b"hi"[..]));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///

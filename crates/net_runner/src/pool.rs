@@ -41,6 +41,11 @@ impl Idle {
 }
 
 /// Environment variable with the default pool size (a number; `0` disables).
+///
+/// ```
+/// // NETRUNNER_PRESTART=0 in the environment turns pre-starting off.
+/// assert_eq!(net_runner::PRESTART_ENV, "NETRUNNER_PRESTART");
+/// ```
 pub const PRESTART_ENV: &str = "NETRUNNER_PRESTART";
 
 const DEFAULT_SIZE: usize = 1;
@@ -136,6 +141,11 @@ pub fn set_prestarted_shepherds(n: usize) {
 }
 
 /// Number of idle pre-started shepherds (for tests and diagnostics).
+///
+/// ```
+/// net_runner::set_prestarted_shepherds(0);
+/// assert_eq!(net_runner::prestarted_idle(), 0);
+/// ```
 #[doc(hidden)]
 pub fn prestarted_idle() -> usize {
     lock(pool()).idle.len()

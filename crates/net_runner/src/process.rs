@@ -111,12 +111,31 @@ pub struct ProcessHandle {
 
 impl ProcessHandle {
     /// The child's pid (also its process group id).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let p = net_runner::Command::new("sleep").arg("10").spawn().await?;
+    /// let h = p.handle();
+    /// assert_eq!(h.os_pid(), p.os_pid());
+    /// # Ok(()) }
+    /// ```
     pub fn os_pid(&self) -> u32 {
         self.pid as u32
     }
 
     /// Sends `signal` to the child's whole process group. `Ok(())` if the
     /// process is already gone.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use net_runner::Signal;
+    /// let mut p = net_runner::Command::new("sleep").arg("10").spawn().await?;
+    /// p.handle().kill(Signal::Int)?;
+    /// assert_eq!(p.wait().await?.signal_kind(), Some(Signal::Int));
+    /// # Ok(()) }
+    /// ```
     pub fn kill(&self, signal: Signal) -> Result<(), Error> {
         match self.control.upgrade() {
             Some(fd) => {
@@ -134,6 +153,15 @@ impl ProcessHandle {
 
     /// Graceful stop: runs the command's stop sequence (by default SIGTERM
     /// to the group, SIGKILL after the kill timeout).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("sleep").arg("10").spawn().await?;
+    /// p.handle().shutdown()?;
+    /// assert_eq!(p.wait().await?.shell_code(), 143); // SIGTERM
+    /// # Ok(()) }
+    /// ```
     pub fn shutdown(&self) -> Result<(), Error> {
         match self.control.upgrade() {
             Some(fd) => {
@@ -216,16 +244,43 @@ impl Process {
     }
 
     /// The child's pid, which is also its process group id.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let p = net_runner::Command::new("sleep").arg("10").spawn().await?;
+    /// assert!(std::path::Path::new(&format!("/proc/{}", p.os_pid())).exists());
+    /// # Ok(()) }
+    /// ```
     pub fn os_pid(&self) -> u32 {
         self.link.pid as u32
     }
 
     /// The pid of this process's shepherd.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let p = net_runner::Command::new("sleep").arg("10").spawn().await?;
+    /// assert_ne!(p.shepherd_pid(), p.os_pid());
+    /// # Ok(()) }
+    /// ```
     pub fn shepherd_pid(&self) -> u32 {
         self.link.shepherd_pid.as_raw_nonzero().get() as u32
     }
 
     /// A handle for signalling this process from elsewhere.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use net_runner::Signal;
+    /// let mut p = net_runner::Command::new("sleep").arg("10").spawn().await?;
+    /// let handle = p.handle();
+    /// tokio::spawn(async move { handle.kill(Signal::Term) });
+    /// assert_eq!(p.wait().await?.signal_kind(), Some(Signal::Term));
+    /// # Ok(()) }
+    /// ```
     pub fn handle(&self) -> ProcessHandle {
         ProcessHandle {
             pid: self.link.pid,
@@ -235,6 +290,16 @@ impl Process {
     }
 
     /// Writes all of `data` to the child's stdin.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("cat").spawn().await?;
+    /// p.write(b"hello").await?;
+    /// p.close_stdin();
+    /// assert_eq!(p.read().await?.as_deref(), Some(&b"hello"[..]));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -256,6 +321,16 @@ impl Process {
     }
 
     /// Closes the child's stdin; it reads end of file. Idempotent.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("wc").arg("-c").spawn().await?;
+    /// p.write(b"abc").await?;
+    /// p.close_stdin(); // wc sees end of file and answers
+    /// assert_eq!(String::from_utf8_lossy(&p.read().await?.unwrap()).trim(), "3");
+    /// # Ok(()) }
+    /// ```
     pub fn close_stdin(&mut self) {
         self.stdin = None;
     }
@@ -265,6 +340,18 @@ impl Process {
     ///
     /// After [`take_stdout`](Self::take_stdout) this fails with
     /// [`Error::StreamTaken`]: read from the taken reader instead.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("echo").arg("hi").spawn().await?;
+    /// let mut out = Vec::new();
+    /// while let Some(chunk) = p.read().await? {
+    ///     out.extend_from_slice(&chunk);
+    /// }
+    /// assert_eq!(out, b"hi\n");
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -290,6 +377,14 @@ impl Process {
     /// After [`take_stderr`](Self::take_stderr) this fails with
     /// [`Error::StreamTaken`].
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("sh").args(["-c", "echo e >&2"]).spawn().await?;
+    /// assert_eq!(p.read_stderr().await?.as_deref(), Some(&b"e\n"[..]));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::StreamTaken`] after `take_stderr`; [`Error::Io`] if reading
@@ -307,11 +402,34 @@ impl Process {
     }
 
     /// Takes the stdin writer (tokio `AsyncWrite`), e.g. to use it in another task.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use tokio::io::AsyncWriteExt;
+    /// let mut p = net_runner::Command::new("cat").spawn().await?;
+    /// let mut stdin = p.take_stdin().unwrap();
+    /// stdin.write_all(b"x").await?;
+    /// drop(stdin);
+    /// assert_eq!(p.read().await?.as_deref(), Some(&b"x"[..]));
+    /// # Ok(()) }
+    /// ```
     pub fn take_stdin(&mut self) -> Option<ChildStdin> {
         self.stdin.take()
     }
 
     /// Takes the stdout reader (tokio `AsyncRead`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use tokio::io::AsyncReadExt;
+    /// let mut p = net_runner::Command::new("echo").arg("hi").spawn().await?;
+    /// let mut text = String::new();
+    /// p.take_stdout().unwrap().read_to_string(&mut text).await?;
+    /// assert_eq!(text, "hi\n");
+    /// # Ok(()) }
+    /// ```
     pub fn take_stdout(&mut self) -> Option<ChildStdout> {
         let taken = self.stdout.take();
         self.stdout_taken |= taken.is_some();
@@ -319,6 +437,17 @@ impl Process {
     }
 
     /// Takes the stderr reader (tokio `AsyncRead`), if stderr is consumed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use tokio::io::AsyncReadExt;
+    /// let mut p = net_runner::Command::new("sh").args(["-c", "echo e >&2"]).spawn().await?;
+    /// let mut text = String::new();
+    /// p.take_stderr().unwrap().read_to_string(&mut text).await?;
+    /// assert_eq!(text, "e\n");
+    /// # Ok(()) }
+    /// ```
     pub fn take_stderr(&mut self) -> Option<ChildStderr> {
         let taken = self.stderr.take();
         self.stderr_taken |= taken.is_some();
@@ -328,6 +457,16 @@ impl Process {
     /// Sends `signal` to the child's whole process group. A no-op once the
     /// child has exited: a signal never reaches a recycled pid, because the
     /// shepherd, which sends it, is the one that reaps the child.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use net_runner::Signal;
+    /// let mut p = net_runner::Command::new("sleep").arg("10").spawn().await?;
+    /// p.kill(Signal::Kill)?;
+    /// assert_eq!(p.wait().await?.signal(), Some(9));
+    /// # Ok(()) }
+    /// ```
     pub fn kill(&self, signal: Signal) -> Result<(), Error> {
         if self.link.exit.is_some() {
             return Ok(());
@@ -347,6 +486,15 @@ impl Process {
 
     /// Waits for the child to exit and returns its status. Safe to call again.
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("sh").args(["-c", "exit 2"]).spawn().await?;
+    /// assert_eq!(p.wait().await?.code(), Some(2));
+    /// assert_eq!(p.wait().await?.code(), Some(2));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`Error::Shepherd`] with [`ShepherdError::Lost`](crate::ShepherdError::Lost)
@@ -361,6 +509,14 @@ impl Process {
     }
 
     /// Non-blocking: the exit status if the child has exited.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("sleep").arg("10").spawn().await?;
+    /// assert_eq!(p.try_wait()?, None);
+    /// # Ok(()) }
+    /// ```
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, Error> {
         let waker = futures_util::task::noop_waker_ref();
         match self.poll_wait(&mut Context::from_waker(waker)) {
@@ -370,6 +526,15 @@ impl Process {
     }
 
     /// Whether the child is still running.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("true").spawn().await?;
+    /// p.wait().await?;
+    /// assert!(!p.is_alive());
+    /// # Ok(()) }
+    /// ```
     pub fn is_alive(&mut self) -> bool {
         matches!(self.try_wait(), Ok(None))
     }
@@ -467,6 +632,15 @@ impl Process {
     /// (default: SIGTERM to the group, SIGKILL after the kill timeout),
     /// then waits for the exit.
     ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("sleep").arg("10").spawn().await?;
+    /// let status = p.shutdown().await?;
+    /// assert_eq!(status.signal_kind(), Some(net_runner::Signal::Term));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`wait`](Self::wait).
@@ -501,6 +675,16 @@ impl Process {
     }
 
     /// Statistics so far; CPU time and peak memory once the child exited.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("echo").arg("hi").spawn().await?;
+    /// while p.read().await?.is_some() {}
+    /// p.wait().await?;
+    /// assert_eq!(p.stats().bytes_out, 3);
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> Stats {
         let mut stats = Stats::default();
         self.counters.fill(&mut stats);

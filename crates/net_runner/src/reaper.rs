@@ -118,6 +118,11 @@ static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// Number of shepherds still waiting to be reaped in the background (for
 /// tests that count descriptors: each may hold a pidfd).
+///
+/// ```
+/// // Shepherds of dropped processes still being cleaned up in the background.
+/// let _n: usize = net_runner::pending_reaps();
+/// ```
 #[doc(hidden)]
 pub fn pending_reaps() -> usize {
     IN_FLIGHT.load(Ordering::SeqCst)

@@ -17,6 +17,11 @@ use std::sync::{Mutex, OnceLock};
 
 /// Environment variable naming a shepherd binary to use instead of the
 /// embedded one.
+///
+/// ```
+/// // NETRUNNER_SHEPHERD=/path/to/netrunner-shepherd uses that binary.
+/// assert_eq!(net_runner::SHEPHERD_ENV, "NETRUNNER_SHEPHERD");
+/// ```
 pub const SHEPHERD_ENV: &str = "NETRUNNER_SHEPHERD";
 
 pub(crate) struct ShepherdExe {

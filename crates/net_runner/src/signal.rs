@@ -33,14 +33,28 @@ macro_rules! signals {
 
         impl Signal {
             /// Every signal this type knows, in number order.
+            ///
+            /// ```
+            /// use net_runner::Signal;
+            /// assert_eq!(Signal::ALL[0], Signal::Hup);
+            /// assert!(Signal::ALL.contains(&Signal::Term));
+            /// ```
             pub const ALL: &'static [Signal] = &[$(Signal::$variant),*];
 
             /// The signal number.
+            ///
+            /// ```
+            /// assert_eq!(net_runner::Signal::Kill.as_raw(), 9);
+            /// ```
             pub fn as_raw(self) -> i32 {
                 match self { $(Signal::$variant => libc::$libc,)* }
             }
 
             /// The name without the `SIG` prefix, e.g. `"TERM"`.
+            ///
+            /// ```
+            /// assert_eq!(net_runner::Signal::Term.name(), "TERM");
+            /// ```
             pub fn name(self) -> &'static str {
                 match self { $(Signal::$variant => $name,)* }
             }

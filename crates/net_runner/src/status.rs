@@ -22,6 +22,14 @@ pub struct ExitStatus(pub(crate) Termination);
 
 impl ExitStatus {
     /// The exit code, if the child exited normally.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let out = net_runner::Command::new("sh").args(["-c", "exit 5"]).run().await?;
+    /// assert_eq!(out.status.code(), Some(5));
+    /// # Ok(()) }
+    /// ```
     pub fn code(&self) -> Option<i32> {
         match self.0 {
             Termination::Exited(code) => Some(code),
@@ -30,6 +38,14 @@ impl ExitStatus {
     }
 
     /// The raw number of the signal that killed the child, if one did.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let out = net_runner::Command::new("sh").args(["-c", "kill -9 $$"]).run().await?;
+    /// assert_eq!((out.status.signal(), out.status.code()), (Some(9), None));
+    /// # Ok(()) }
+    /// ```
     pub fn signal(&self) -> Option<i32> {
         match self.0 {
             Termination::Signaled { signal, .. } => Some(signal),
@@ -38,11 +54,27 @@ impl ExitStatus {
     }
 
     /// The signal that killed the child, when it is one [`Signal`] knows.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let out = net_runner::Command::new("sh").args(["-c", "kill -9 $$"]).run().await?;
+    /// assert_eq!(out.status.signal_kind(), Some(net_runner::Signal::Kill));
+    /// # Ok(()) }
+    /// ```
     pub fn signal_kind(&self) -> Option<Signal> {
         self.signal().and_then(|n| Signal::try_from(n).ok())
     }
 
     /// Whether a core dump was written.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let out = net_runner::Command::new("sh").args(["-c", "kill -9 $$"]).run().await?;
+    /// assert!(!out.status.core_dumped());
+    /// # Ok(()) }
+    /// ```
     pub fn core_dumped(&self) -> bool {
         matches!(
             self.0,
@@ -54,11 +86,27 @@ impl ExitStatus {
     }
 
     /// Exit code 0.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// assert!(net_runner::Command::new("true").run().await?.status.success());
+    /// assert!(!net_runner::Command::new("false").run().await?.status.success());
+    /// # Ok(()) }
+    /// ```
     pub fn success(&self) -> bool {
         self.code() == Some(0)
     }
 
     /// The status as a shell reports it: the code, or 128 + the signal number.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let out = net_runner::Command::new("sh").args(["-c", "kill -9 $$"]).run().await?;
+    /// assert_eq!(out.status.shell_code(), 137);
+    /// # Ok(()) }
+    /// ```
     pub fn shell_code(&self) -> i32 {
         match self.0 {
             Termination::Exited(code) => code,

@@ -18,10 +18,11 @@ async fn empty_program() {
 async fn nul_bytes_are_rejected_before_spawning() {
     let cases = [
         (Command::new("ec\0ho"), "program"),
-        (Command::new("echo").arg("a\0b"), "argument"),
-        (Command::new("echo").env("K", "v\0"), "environment"),
-        (Command::new("echo").env("K\0", "v"), "environment"),
-        (Command::new("echo").cwd("/tm\0p"), "cwd"),
+        (Command::new("echo").arg("a\0b").clone(), "argument"),
+        (Command::new("echo").arg0("a\0").clone(), "arg0"),
+        (Command::new("echo").env("K", "v\0").clone(), "environment"),
+        (Command::new("echo").env("K\0", "v").clone(), "environment"),
+        (Command::new("echo").current_dir("/tm\0p").clone(), "cwd"),
     ];
     for (cmd, expected) in cases {
         match cmd.run().await {
@@ -66,7 +67,7 @@ async fn not_executable_is_permission_denied() {
 #[tokio::test]
 async fn missing_cwd_is_its_own_error() {
     let r = Command::new("true")
-        .cwd("/nonexistent-netrunner-dir")
+        .current_dir("/nonexistent-netrunner-dir")
         .run()
         .await;
     match r {
@@ -76,7 +77,10 @@ async fn missing_cwd_is_its_own_error() {
         other => panic!("{other:?}"),
     }
     // A file as cwd: exists, but cannot be entered.
-    let r = Command::new("true").cwd("/etc/hostname").run().await;
+    let r = Command::new("true")
+        .current_dir("/etc/hostname")
+        .run()
+        .await;
     assert!(matches!(r, Err(Error::Cwd { .. })), "{r:?}");
 }
 

@@ -107,7 +107,7 @@ async fn env_set_remove_clear_and_cwd() {
     let out = Command::new("sh")
         .args(["-c", "echo \"$NETRUNNER_IO_TEST_INHERITED/$FOO/$(pwd)\""])
         .env("FOO", "bar")
-        .cwd("/tmp")
+        .current_dir("/tmp")
         .run()
         .await
         .unwrap();

@@ -24,7 +24,8 @@ fn a_thousand_sequential_spawns_leak_nothing() {
         ));
         let fds_before = common::settled_fd_count();
         for i in 0..1000 {
-            let cmd = Command::new("sh").env(common::MARKER_VAR, &m);
+            let mut cmd = Command::new("sh");
+            cmd.env(common::MARKER_VAR, &m);
             // Mix the ways a process can end: run to completion, spawn and
             // drop while alive, spawn and wait.
             match i % 3 {

@@ -13,9 +13,10 @@ use common::{assert_all_gone, marker, pids_with_marker, GUARD, MARKER_VAR};
 
 /// `sh` with a background grandchild, both marked, then waits.
 fn family(marker: &str) -> Command {
-    Command::new("sh")
-        .args(["-c", "sleep 1000 & sleep 1000 & echo ready; wait"])
-        .env(MARKER_VAR, marker)
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "sleep 1000 & sleep 1000 & echo ready; wait"])
+        .env(MARKER_VAR, marker);
+    cmd
 }
 
 async fn wait_ready(p: &mut net_runner::Process) {

@@ -19,7 +19,7 @@ fn trapper(cleanup: &str, done: &std::path::Path) -> Command {
         "trap '{cleanup}; touch {}; exit 0' TERM; echo started; sleep 30 & wait",
         done.display()
     );
-    Command::new("sh").args(["-c", &script])
+    Command::new("sh").args(["-c", &script]).clone()
 }
 
 /// The scenario: the timeout's SIGTERM lets the trap print and

@@ -169,9 +169,10 @@ fn owner_sigkilled_while_spawning_leaves_nothing() {
 
 /// `sh` with two background sleepers, all marked; prints `ready`, waits.
 fn family(m: &str) -> Command {
-    Command::new("sh")
-        .args(["-c", "sleep 1000 & sleep 1000 & echo ready; wait"])
-        .env(MARKER_VAR, m)
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "sleep 1000 & sleep 1000 & echo ready; wait"])
+        .env(MARKER_VAR, m);
+    cmd
 }
 
 fn sigkill(pid: i32) {
@@ -522,7 +523,7 @@ fn helper_out_of_fds() {
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
     lim.rlim_cur = FD_LIMIT.min(lim.rlim_max);
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
-    let echo = || Command::new("echo").arg("hi").env(MARKER_VAR, &m);
+    let echo = || Command::new("echo").arg("hi").env(MARKER_VAR, &m).clone();
     current_thread_runtime().block_on(async {
         // Cold: the first spawn of this process (which installs the
         // embedded shepherd and starts the pre-start pool) meets a full

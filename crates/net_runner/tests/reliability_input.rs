@@ -96,20 +96,28 @@ async fn invalid_utf8_in_arguments_and_environment_passes_through() {
 #[tokio::test]
 async fn cwd_that_does_not_exist_or_is_not_a_directory() {
     let r = Command::new("true")
-        .cwd("/nonexistent/netrunner")
+        .current_dir("/nonexistent/netrunner")
         .run()
         .await;
     assert!(matches!(r, Err(Error::CwdNotFound { .. })), "{r:?}");
 
     // A regular file: ENOTDIR.
     let file = std::env::current_exe().unwrap();
-    let e = Command::new("true").cwd(&file).run().await.unwrap_err();
+    let e = Command::new("true")
+        .current_dir(&file)
+        .run()
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Cwd { .. }), "{e:?}");
     assert_eq!(errno(&e), Some(libc::ENOTDIR));
 
     // Longer than PATH_MAX: ENAMETOOLONG.
     let long = format!("/{}", "d/".repeat(3000));
-    let e = Command::new("true").cwd(long).run().await.unwrap_err();
+    let e = Command::new("true")
+        .current_dir(long)
+        .run()
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Cwd { .. }), "{e:?}");
     assert_eq!(errno(&e), Some(libc::ENAMETOOLONG));
 }
@@ -125,7 +133,7 @@ async fn cwd_without_permission() {
     let dir = std::env::temp_dir().join(format!("netrunner-noperm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let r = Command::new("true").cwd(&dir).run().await;
+    let r = Command::new("true").current_dir(&dir).run().await;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::remove_dir(&dir).unwrap();
     let e = r.unwrap_err();
@@ -162,7 +170,7 @@ async fn failed_spawns_leave_no_process() {
     for _ in 0..20 {
         let r = Command::new("true")
             .env(common::MARKER_VAR, &m)
-            .cwd(&file)
+            .current_dir(&file)
             .run()
             .await;
         assert!(r.is_err());

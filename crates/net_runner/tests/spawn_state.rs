@@ -224,7 +224,7 @@ fn helper_state_changes_after_prestart() {
         .block_on(
             Command::new("cat")
                 .arg("which")
-                .cwd("sub")
+                .current_dir("sub")
                 .env(MARKER_VAR, &m)
                 .run(),
         )

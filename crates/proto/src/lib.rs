@@ -37,7 +37,9 @@ pub use frame::{encode_frame, DecodeError, Frame, FrameDecoder, MAX_FRAME_LEN};
 pub use message::{
     check_version, ExitReport, FromShepherd, SpawnStage, StopCause, Termination, ToShepherd,
 };
-pub use spawn::{SpawnRequest, StdioMode, StopAction, StopStep, WindowSize};
+pub use spawn::{
+    Rlimit, RlimitResource, SpawnRequest, StdioMode, StopAction, StopStep, WindowSize,
+};
 
 /// Protocol version spoken by this crate. Both sides send it in their `Hello`
 /// frame; a shepherd refuses a library with another version.

@@ -1,9 +1,14 @@
 //! The messages of each direction, and their payload layouts.
 
 use crate::codec::{put_bytes, put_i32, put_u16, put_u64, put_u8, Reader};
-use crate::{encode_frame, DecodeError, Frame, SpawnRequest, WindowSize, MAGIC, PROTOCOL_VERSION};
+use crate::{
+    encode_frame, DecodeError, Frame, RlimitResource, SpawnRequest, WindowSize, MAGIC,
+    PROTOCOL_VERSION,
+};
 
 /// Messages from the library to the shepherd.
+// One `Spawn` per shepherd: boxing it would save nothing that matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToShepherd {
     /// First frame on the channel: magic and protocol version.
@@ -100,6 +105,9 @@ impl StopCause {
     }
 }
 
+/// Wire values `0x10 | resource` are `SpawnStage::Rlimit(resource)`.
+const RLIMIT_STAGE: u8 = 0x10;
+
 /// The step of starting a child that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SpawnStage {
@@ -113,6 +121,18 @@ pub enum SpawnStage {
     Setup,
     /// `execve` (including the `PATH` search).
     Exec,
+    /// `setgroups` (the requested groups, or dropping them for a `uid`).
+    SetGroups,
+    /// `setgid`.
+    SetGid,
+    /// `setuid`.
+    SetUid,
+    /// `setrlimit` of this resource.
+    Rlimit(RlimitResource),
+    /// `setpriority` (the nice value).
+    Nice,
+    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
+    NoNewPrivs,
 }
 
 impl SpawnStage {
@@ -124,6 +144,12 @@ impl SpawnStage {
             SpawnStage::Chdir => 3,
             SpawnStage::Setup => 4,
             SpawnStage::Exec => 5,
+            SpawnStage::SetGroups => 6,
+            SpawnStage::SetGid => 7,
+            SpawnStage::SetUid => 8,
+            SpawnStage::Nice => 9,
+            SpawnStage::NoNewPrivs => 10,
+            SpawnStage::Rlimit(r) => RLIMIT_STAGE | r.to_u8(),
         }
     }
     /// Parses a wire value.
@@ -134,6 +160,14 @@ impl SpawnStage {
             3 => SpawnStage::Chdir,
             4 => SpawnStage::Setup,
             5 => SpawnStage::Exec,
+            6 => SpawnStage::SetGroups,
+            7 => SpawnStage::SetGid,
+            8 => SpawnStage::SetUid,
+            9 => SpawnStage::Nice,
+            10 => SpawnStage::NoNewPrivs,
+            v if v & 0xf0 == RLIMIT_STAGE => SpawnStage::Rlimit(
+                RlimitResource::from_u8(v & 0x0f).ok_or(DecodeError::BadValue("spawn stage"))?,
+            ),
             _ => return Err(DecodeError::BadValue("spawn stage")),
         })
     }
@@ -391,5 +425,34 @@ pub fn check_version(theirs: u16) -> Result<(), DecodeError> {
             ours: PROTOCOL_VERSION,
             theirs,
         })
+    }
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use super::*;
+
+    #[test]
+    fn every_spawn_stage_round_trips() {
+        let mut stages = vec![
+            SpawnStage::Stdio,
+            SpawnStage::Fork,
+            SpawnStage::Chdir,
+            SpawnStage::Setup,
+            SpawnStage::Exec,
+            SpawnStage::SetGroups,
+            SpawnStage::SetGid,
+            SpawnStage::SetUid,
+            SpawnStage::Nice,
+            SpawnStage::NoNewPrivs,
+        ];
+        stages.extend(RlimitResource::ALL.map(SpawnStage::Rlimit));
+        let mut seen = std::collections::HashSet::new();
+        for stage in stages {
+            assert!(seen.insert(stage.to_u8()), "{stage:?} shares a wire value");
+            assert_eq!(SpawnStage::from_u8(stage.to_u8()), Ok(stage));
+        }
+        assert!(SpawnStage::from_u8(0x20).is_err());
+        assert!(SpawnStage::from_u8(0).is_err());
     }
 }

@@ -5,7 +5,7 @@
 //! that meets a tag it does not know refuses the request with a clear error
 //! instead of silently ignoring an isolation setting.
 
-use crate::codec::{put_bytes, put_i32, put_u16, put_u64, put_u8, Reader};
+use crate::codec::{put_bytes, put_i32, put_u16, put_u32, put_u64, put_u8, Reader};
 use crate::DecodeError;
 
 /// What one of the child's standard streams is connected to.
@@ -72,6 +72,115 @@ pub struct StopStep {
     pub wait_ms: u64,
 }
 
+/// A resource a limit can be set on (`setrlimit`), with a wire number of our
+/// own: the kernel's `RLIMIT_*` numbers differ between architectures.
+///
+/// ```
+/// use net_runner_proto::RlimitResource;
+/// assert_eq!(RlimitResource::from_u8(RlimitResource::Nofile.to_u8()), Some(RlimitResource::Nofile));
+/// assert_eq!(RlimitResource::Nofile.name(), "NOFILE");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RlimitResource {
+    /// `RLIMIT_CPU`: CPU time, seconds.
+    Cpu,
+    /// `RLIMIT_FSIZE`: largest file written, bytes.
+    Fsize,
+    /// `RLIMIT_DATA`: data segment, bytes.
+    Data,
+    /// `RLIMIT_STACK`: stack, bytes.
+    Stack,
+    /// `RLIMIT_CORE`: core file size, bytes.
+    Core,
+    /// `RLIMIT_RSS`: resident set (ignored by Linux).
+    Rss,
+    /// `RLIMIT_NPROC`: processes of the real user.
+    Nproc,
+    /// `RLIMIT_NOFILE`: one more than the highest descriptor number.
+    Nofile,
+    /// `RLIMIT_MEMLOCK`: locked memory, bytes.
+    Memlock,
+    /// `RLIMIT_AS`: address space, bytes.
+    As,
+    /// `RLIMIT_LOCKS`: file locks.
+    Locks,
+    /// `RLIMIT_SIGPENDING`: queued signals.
+    Sigpending,
+    /// `RLIMIT_MSGQUEUE`: POSIX message queues, bytes.
+    Msgqueue,
+    /// `RLIMIT_NICE`: ceiling of the nice value (as `20 - limit`).
+    Nice,
+    /// `RLIMIT_RTPRIO`: real-time priority.
+    Rtprio,
+    /// `RLIMIT_RTTIME`: real-time CPU time without blocking, microseconds.
+    Rttime,
+}
+
+impl RlimitResource {
+    /// Every resource, in wire order.
+    pub const ALL: [RlimitResource; 16] = [
+        RlimitResource::Cpu,
+        RlimitResource::Fsize,
+        RlimitResource::Data,
+        RlimitResource::Stack,
+        RlimitResource::Core,
+        RlimitResource::Rss,
+        RlimitResource::Nproc,
+        RlimitResource::Nofile,
+        RlimitResource::Memlock,
+        RlimitResource::As,
+        RlimitResource::Locks,
+        RlimitResource::Sigpending,
+        RlimitResource::Msgqueue,
+        RlimitResource::Nice,
+        RlimitResource::Rtprio,
+        RlimitResource::Rttime,
+    ];
+
+    /// Stable wire value (0 to 15).
+    pub fn to_u8(self) -> u8 {
+        Self::ALL.iter().position(|&r| r == self).unwrap_or(0) as u8
+    }
+
+    /// Parses a wire value.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(v)).copied()
+    }
+
+    /// The name without `RLIMIT_`, as `ulimit` and `prlimit` print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RlimitResource::Cpu => "CPU",
+            RlimitResource::Fsize => "FSIZE",
+            RlimitResource::Data => "DATA",
+            RlimitResource::Stack => "STACK",
+            RlimitResource::Core => "CORE",
+            RlimitResource::Rss => "RSS",
+            RlimitResource::Nproc => "NPROC",
+            RlimitResource::Nofile => "NOFILE",
+            RlimitResource::Memlock => "MEMLOCK",
+            RlimitResource::As => "AS",
+            RlimitResource::Locks => "LOCKS",
+            RlimitResource::Sigpending => "SIGPENDING",
+            RlimitResource::Msgqueue => "MSGQUEUE",
+            RlimitResource::Nice => "NICE",
+            RlimitResource::Rtprio => "RTPRIO",
+            RlimitResource::Rttime => "RTTIME",
+        }
+    }
+}
+
+/// One resource limit for the child; `u64::MAX` is `RLIM_INFINITY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rlimit {
+    /// Which resource.
+    pub resource: RlimitResource,
+    /// The soft limit, which the kernel enforces.
+    pub soft: u64,
+    /// The hard limit, the ceiling of the soft one.
+    pub hard: u64,
+}
+
 /// Everything needed to start one child. Strings are raw bytes: Unix paths,
 /// arguments and environment entries need not be UTF-8.
 ///
@@ -120,6 +229,22 @@ pub struct SpawnRequest {
     /// How to stop the child (on timeout, `Shutdown`, owner gone). Empty:
     /// SIGTERM, wait `kill_timeout_ms`, SIGKILL.
     pub stop_sequence: Vec<StopStep>,
+    /// `setuid` to this user before exec.
+    pub uid: Option<u32>,
+    /// `setgid` to this group before exec.
+    pub gid: Option<u32>,
+    /// `setgroups` to these supplementary groups before exec. `None` with a
+    /// `uid` drops them all when permitted, as `std` does.
+    pub groups: Option<Vec<u32>>,
+    /// The child's file mode creation mask.
+    pub umask: Option<u32>,
+    /// Resource limits, applied in order.
+    pub rlimits: Vec<Rlimit>,
+    /// Set `PR_SET_NO_NEW_PRIVS`: exec can grant no privilege (setuid bits,
+    /// file capabilities) to the child or its descendants.
+    pub no_new_privs: bool,
+    /// The child's nice value (absolute, -20 to 19).
+    pub nice: Option<i32>,
 }
 
 const TAG_PROGRAM: u8 = 1;
@@ -136,6 +261,14 @@ const TAG_PTY: u8 = 10;
 // so that two branches cannot give one number two meanings.
 const TAG_TIMEOUT: u8 = 20;
 const TAG_STOP_STEP: u8 = 21;
+// Running as someone else and hardening (issue 9).
+const TAG_UID: u8 = 11;
+const TAG_GID: u8 = 12;
+const TAG_GROUPS: u8 = 13;
+const TAG_UMASK: u8 = 14;
+const TAG_RLIMIT: u8 = 15;
+const TAG_NO_NEW_PRIVS: u8 = 16;
+const TAG_NICE: u8 = 17;
 
 impl SpawnRequest {
     /// A request with defaults: stdin, stdout and stderr piped, empty
@@ -158,6 +291,13 @@ impl SpawnRequest {
             pipe_size: 256 << 10,
             kill_leftovers: true,
             pty: None,
+            uid: None,
+            gid: None,
+            groups: None,
+            umask: None,
+            rlimits: Vec::new(),
+            no_new_privs: false,
+            nice: None,
             timeout_ms: None,
             stop_sequence: Vec::new(),
         }
@@ -238,6 +378,38 @@ impl SpawnRequest {
             put_u64(&mut v, step.wait_ms);
             field(&mut out, TAG_STOP_STEP, &v);
         }
+        // Only what is set: a plain request stays as it was.
+        if let Some(uid) = self.uid {
+            field(&mut out, TAG_UID, &uid.to_le_bytes());
+        }
+        if let Some(gid) = self.gid {
+            field(&mut out, TAG_GID, &gid.to_le_bytes());
+        }
+        if let Some(groups) = &self.groups {
+            let mut v = Vec::with_capacity(groups.len() * 4);
+            for &g in groups {
+                put_u32(&mut v, g);
+            }
+            field(&mut out, TAG_GROUPS, &v);
+        }
+        if let Some(umask) = self.umask {
+            field(&mut out, TAG_UMASK, &umask.to_le_bytes());
+        }
+        for limit in &self.rlimits {
+            let mut v = Vec::with_capacity(17);
+            put_u8(&mut v, limit.resource.to_u8());
+            put_u64(&mut v, limit.soft);
+            put_u64(&mut v, limit.hard);
+            field(&mut out, TAG_RLIMIT, &v);
+        }
+        if self.no_new_privs {
+            field(&mut out, TAG_NO_NEW_PRIVS, &[1]);
+        }
+        if let Some(nice) = self.nice {
+            let mut v = Vec::with_capacity(4);
+            put_i32(&mut v, nice);
+            field(&mut out, TAG_NICE, &v);
+        }
         out
     }
 
@@ -309,6 +481,52 @@ impl SpawnRequest {
                         wait_ms: v.u64()?,
                     });
                 }
+                TAG_UID => req.uid = Some(v.u32()?),
+                TAG_GID => req.gid = Some(v.u32()?),
+                TAG_GROUPS => {
+                    if value.len() % 4 != 0 {
+                        return Err(DecodeError::BadValue("groups"));
+                    }
+                    let mut groups = Vec::with_capacity(value.len() / 4);
+                    while !v.is_empty() {
+                        groups.push(v.u32()?);
+                    }
+                    req.groups = Some(groups);
+                }
+                TAG_UMASK => {
+                    let umask = v.u32()?;
+                    if umask > 0o777 {
+                        return Err(DecodeError::BadValue("umask"));
+                    }
+                    req.umask = Some(umask);
+                }
+                TAG_RLIMIT => {
+                    let resource = RlimitResource::from_u8(v.u8()?)
+                        .ok_or(DecodeError::BadValue("rlimit resource"))?;
+                    let (soft, hard) = (v.u64()?, v.u64()?);
+                    if soft > hard {
+                        return Err(DecodeError::BadValue("rlimit (soft above hard)"));
+                    }
+                    req.rlimits.push(Rlimit {
+                        resource,
+                        soft,
+                        hard,
+                    });
+                }
+                TAG_NO_NEW_PRIVS => {
+                    req.no_new_privs = match v.u8()? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(DecodeError::BadValue("no_new_privs")),
+                    }
+                }
+                TAG_NICE => {
+                    let nice = v.i32()?;
+                    if !(-20..=19).contains(&nice) {
+                        return Err(DecodeError::BadValue("nice"));
+                    }
+                    req.nice = Some(nice);
+                }
                 other => return Err(DecodeError::UnknownField(other)),
             }
             v.finish()?;
@@ -375,7 +593,74 @@ mod tests {
                     wait_ms: 2000,
                 },
             ],
+            uid: Some(1000),
+            gid: Some(0),
+            groups: Some(vec![1, 2, u32::MAX]),
+            umask: Some(0o027),
+            rlimits: vec![
+                Rlimit {
+                    resource: RlimitResource::Nofile,
+                    soft: 64,
+                    hard: 128,
+                },
+                Rlimit {
+                    resource: RlimitResource::Rttime,
+                    soft: u64::MAX,
+                    hard: u64::MAX,
+                },
+            ],
+            no_new_privs: true,
+            nice: Some(-20),
         };
         assert_eq!(SpawnRequest::decode(&req.encode()).unwrap(), req);
+        let mut empty = req.clone();
+        empty.groups = Some(Vec::new());
+        assert_eq!(SpawnRequest::decode(&empty.encode()).unwrap(), empty);
+    }
+
+    #[test]
+    fn out_of_range_hardening_values_are_refused() {
+        for (req, what) in [
+            (
+                SpawnRequest {
+                    umask: Some(0o1000),
+                    ..SpawnRequest::new(b"x".to_vec())
+                },
+                "umask",
+            ),
+            (
+                SpawnRequest {
+                    nice: Some(20),
+                    ..SpawnRequest::new(b"x".to_vec())
+                },
+                "nice",
+            ),
+            (
+                SpawnRequest {
+                    rlimits: vec![Rlimit {
+                        resource: RlimitResource::Core,
+                        soft: 2,
+                        hard: 1,
+                    }],
+                    ..SpawnRequest::new(b"x".to_vec())
+                },
+                "rlimit (soft above hard)",
+            ),
+        ] {
+            assert_eq!(
+                SpawnRequest::decode(&req.encode()),
+                Err(DecodeError::BadValue(what))
+            );
+        }
+    }
+
+    #[test]
+    fn plain_request_has_no_hardening_tags() {
+        let bytes = SpawnRequest::new(b"x".to_vec()).encode();
+        let mut r = Reader::new(&bytes);
+        while !r.is_empty() {
+            assert!(r.u8().unwrap() <= TAG_PTY);
+            r.bytes().unwrap();
+        }
     }
 }

@@ -9,9 +9,10 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
-use net_runner_proto::{SpawnRequest, SpawnStage, StdioMode};
+use net_runner_proto::{RlimitResource, SpawnRequest, SpawnStage, StdioMode};
+use rustix::fs::Mode;
 use rustix::pipe::{fcntl_setpipe_size, pipe_with, PipeFlags};
-use rustix::process::Pid;
+use rustix::process::{Gid, Pid, Resource, Rlimit, Uid};
 
 use crate::sys;
 
@@ -116,6 +117,7 @@ pub(crate) fn start(req: &SpawnRequest) -> Result<Started, StartError> {
         .map(|e| cstring(e))
         .collect::<Result<Vec<_>, _>>()?;
     let cwd = req.cwd.as_deref().map(cstring).transpose()?;
+    let hardening = Hardening::new(req)?;
 
     let (ends, library_fds) = make_pipes(req).map_err(|e| (SpawnStage::Stdio, os_errno(&e)))?;
     let modes = [req.stdin, req.stdout, req.stderr];
@@ -133,12 +135,108 @@ pub(crate) fn start(req: &SpawnRequest) -> Result<Started, StartError> {
         argv: &argv,
         envp: &envp,
         restore_default: SHEPHERD_IGNORES,
+        harden: hardening.borrow(),
     })?;
     // Also set the group here, so a signal sent right after cannot miss the
     // child; EACCES (already exec'd) means the child did it.
     let _ = rustix::process::setpgid(Some(pid), Some(pid));
     drop(ends);
     Ok(Started { pid, library_fds })
+}
+
+/// The request's identity and limits in the types the child's system calls
+/// take, built before the clone (the child must not allocate).
+pub(crate) struct Hardening {
+    rlimits: Vec<(RlimitResource, Resource, Rlimit)>,
+    nice: Option<i32>,
+    umask: Option<Mode>,
+    groups: Option<Vec<Gid>>,
+    drop_groups: bool,
+    gid: Option<Gid>,
+    uid: Option<Uid>,
+    no_new_privs: bool,
+}
+
+impl Hardening {
+    pub(crate) fn new(req: &SpawnRequest) -> Result<Self, StartError> {
+        // -1 means "unchanged" to the kernel: never a silent no-op.
+        let id = |v: u32, stage| {
+            if v == u32::MAX {
+                Err((stage, libc::EINVAL))
+            } else {
+                Ok(v)
+            }
+        };
+        let groups = match &req.groups {
+            Some(g) => Some(
+                g.iter()
+                    .map(|&g| id(g, SpawnStage::SetGroups).map(Gid::from_raw))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
+        };
+        let limit = |v: u64| (v != u64::MAX).then_some(v);
+        Ok(Hardening {
+            rlimits: req
+                .rlimits
+                .iter()
+                .map(|l| {
+                    let rlimit = Rlimit {
+                        current: limit(l.soft),
+                        maximum: limit(l.hard),
+                    };
+                    (l.resource, resource(l.resource), rlimit)
+                })
+                .collect(),
+            nice: req.nice,
+            umask: req.umask.map(Mode::from_raw_mode),
+            drop_groups: groups.is_none() && req.uid.is_some(),
+            groups,
+            gid: req
+                .gid
+                .map(|g| id(g, SpawnStage::SetGid).map(Gid::from_raw))
+                .transpose()?,
+            uid: req
+                .uid
+                .map(|u| id(u, SpawnStage::SetUid).map(Uid::from_raw))
+                .transpose()?,
+            no_new_privs: req.no_new_privs,
+        })
+    }
+
+    pub(crate) fn borrow(&self) -> sys::Harden<'_> {
+        sys::Harden {
+            rlimits: &self.rlimits,
+            nice: self.nice,
+            umask: self.umask,
+            groups: self.groups.as_deref(),
+            drop_groups: self.drop_groups,
+            gid: self.gid,
+            uid: self.uid,
+            no_new_privs: self.no_new_privs,
+        }
+    }
+}
+
+fn resource(r: RlimitResource) -> Resource {
+    match r {
+        RlimitResource::Cpu => Resource::Cpu,
+        RlimitResource::Fsize => Resource::Fsize,
+        RlimitResource::Data => Resource::Data,
+        RlimitResource::Stack => Resource::Stack,
+        RlimitResource::Core => Resource::Core,
+        RlimitResource::Rss => Resource::Rss,
+        RlimitResource::Nproc => Resource::Nproc,
+        RlimitResource::Nofile => Resource::Nofile,
+        RlimitResource::Memlock => Resource::Memlock,
+        RlimitResource::As => Resource::As,
+        RlimitResource::Locks => Resource::Locks,
+        RlimitResource::Sigpending => Resource::Sigpending,
+        RlimitResource::Msgqueue => Resource::Msgqueue,
+        RlimitResource::Nice => Resource::Nice,
+        RlimitResource::Rtprio => Resource::Rtprio,
+        RlimitResource::Rttime => Resource::Rttime,
+    }
 }
 
 fn os_errno(e: &io::Error) -> i32 {

@@ -18,7 +18,7 @@ use libc::c_int;
 use net_runner_proto::SpawnStage;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::{Errno, FdFlags, Result};
-use rustix::process::{Pid, Signal, WaitOptions};
+use rustix::process::{Gid, Pid, Resource, Rlimit, Signal, Uid, WaitOptions};
 
 /// The current `errno`, read right after a libc call that failed (`EIO`
 /// should it be 0: `Errno` cannot hold that).
@@ -309,6 +309,28 @@ pub(crate) struct Exec<'a> {
     pub(crate) envp: &'a [CString],
     /// Signals the shepherd ignores, restored to default in the child.
     pub(crate) restore_default: &'a [c_int],
+    /// Identity and limits, applied in the child before exec.
+    pub(crate) harden: Harden<'a>,
+}
+
+/// What the child changes about itself before exec: limits and the nice
+/// value while it still has the shepherd's privileges, then the umask, then
+/// groups, group and user (in that order: each step needs the privilege the
+/// next one drops), and `no_new_privs` last.
+#[derive(Debug, Default)]
+pub(crate) struct Harden<'a> {
+    /// Each limit with its stage name (the wire resource).
+    pub(crate) rlimits: &'a [(net_runner_proto::RlimitResource, Resource, Rlimit)],
+    pub(crate) nice: Option<i32>,
+    pub(crate) umask: Option<Mode>,
+    /// `setgroups` to these.
+    pub(crate) groups: Option<&'a [Gid]>,
+    /// No groups requested but a `uid` is: drop the supplementary groups
+    /// if permitted (as `std` does), so a root owner's groups do not stay.
+    pub(crate) drop_groups: bool,
+    pub(crate) gid: Option<Gid>,
+    pub(crate) uid: Option<Uid>,
+    pub(crate) no_new_privs: bool,
 }
 
 /// Why the child could not exec: the step and its `errno`.
@@ -421,9 +443,23 @@ fn child_exec(
     parent: Pid,
 ) -> SpawnError {
     let setup = |e: Errno| (SpawnStage::Setup, e.raw_os_error());
-    if let Err(e) = child_setup(exec, parent) {
+    if let Err(e) = child_stdio(exec) {
         return setup(e);
     }
+    if let Err(e) = child_harden(&exec.harden) {
+        return e;
+    }
+    // After the credentials: changing them clears the parent-death signal.
+    if let Err(e) = child_signals(exec, parent) {
+        return setup(e);
+    }
+    if exec.harden.no_new_privs {
+        if let Err(e) = rustix::thread::set_no_new_privs(true) {
+            return (SpawnStage::NoNewPrivs, e.raw_os_error());
+        }
+    }
+    // As the new user, like std: a directory only root may enter is
+    // refused to the child too.
     if let Some(dir) = exec.cwd {
         if let Err(e) = rustix::process::chdir(dir) {
             return (SpawnStage::Chdir, e.raw_os_error());
@@ -446,21 +482,9 @@ fn child_exec(
     (SpawnStage::Exec, result)
 }
 
-/// Group, parent-death signal, signals and stdio of the child.
-fn child_setup(exec: &Exec<'_>, parent: Pid) -> Result<()> {
+/// Process group and stdio of the child.
+fn child_stdio(exec: &Exec<'_>) -> Result<()> {
     rustix::process::setpgid(None, None)?;
-    // If the shepherd dies (even by SIGKILL) the child goes too; if it
-    // already died, the check below sees it.
-    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-    if rustix::process::getppid() != Some(parent) {
-        return Err(Errno::SRCH);
-    }
-    // The shepherd blocks and ignores signals; the program starts clean
-    // (dispositions first: until exec, handlers would run on our memory).
-    for &sig in exec.restore_default {
-        set_disposition(sig, Disposition::Default)?;
-    }
-    set_sigmask(libc::SIG_SETMASK, &sigset(&[], false)?)?;
     for (target, stdio) in (0..).zip(exec.stdio) {
         match stdio {
             Stdio::Inherit => {}
@@ -475,6 +499,54 @@ fn child_setup(exec: &Exec<'_>, parent: Pid) -> Result<()> {
             Stdio::Stdout => dup_onto(rustix::stdio::stdout(), target)?,
         }
     }
+    Ok(())
+}
+
+/// Limits, nice value, umask and credentials, each failure named by its
+/// stage. The credential calls are rustix's per-thread system calls, not
+/// libc's `setuid`, which would signal the parent's threads from here.
+fn child_harden(h: &Harden<'_>) -> std::result::Result<(), SpawnError> {
+    let at = |stage: SpawnStage| move |e: Errno| (stage, e.raw_os_error());
+    for &(name, resource, limit) in h.rlimits {
+        rustix::process::setrlimit(resource, limit).map_err(at(SpawnStage::Rlimit(name)))?;
+    }
+    if let Some(nice) = h.nice {
+        rustix::process::setpriority_process(None, nice).map_err(at(SpawnStage::Nice))?;
+    }
+    if let Some(mask) = h.umask {
+        rustix::process::umask(mask);
+    }
+    if let Some(groups) = h.groups {
+        rustix::thread::set_thread_groups(groups).map_err(at(SpawnStage::SetGroups))?;
+    } else if h.drop_groups {
+        match rustix::thread::set_thread_groups(&[]) {
+            Ok(()) | Err(Errno::PERM) => {}
+            Err(e) => return Err(at(SpawnStage::SetGroups)(e)),
+        }
+    }
+    if let Some(gid) = h.gid {
+        rustix::thread::set_thread_gid(gid).map_err(at(SpawnStage::SetGid))?;
+    }
+    if let Some(uid) = h.uid {
+        rustix::thread::set_thread_uid(uid).map_err(at(SpawnStage::SetUid))?;
+    }
+    Ok(())
+}
+
+/// Parent-death signal, signal dispositions and mask of the child.
+fn child_signals(exec: &Exec<'_>, parent: Pid) -> Result<()> {
+    // If the shepherd dies (even by SIGKILL) the child goes too; if it
+    // already died, the check below sees it.
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+    if rustix::process::getppid() != Some(parent) {
+        return Err(Errno::SRCH);
+    }
+    // The shepherd blocks and ignores signals; the program starts clean
+    // (dispositions first: until exec, handlers would run on our memory).
+    for &sig in exec.restore_default {
+        set_disposition(sig, Disposition::Default)?;
+    }
+    set_sigmask(libc::SIG_SETMASK, &sigset(&[], false)?)?;
     Ok(())
 }
 

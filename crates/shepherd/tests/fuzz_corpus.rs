@@ -28,8 +28,8 @@ mod shepherd_control;
 use std::path::{Path, PathBuf};
 
 use net_runner_proto::{
-    encode_frame, FromShepherd, SpawnRequest, SpawnStage, StdioMode, Termination, ToShepherd,
-    WindowSize, MAX_FRAME_LEN,
+    encode_frame, FromShepherd, Rlimit, RlimitResource, SpawnRequest, SpawnStage, StdioMode,
+    Termination, ToShepherd, WindowSize, MAX_FRAME_LEN,
 };
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -111,6 +111,17 @@ fn full_request() -> SpawnRequest {
         pty: Some(WindowSize { rows: 24, cols: 80 }),
         timeout_ms: None,
         stop_sequence: Vec::new(),
+        uid: Some(65534),
+        gid: Some(65534),
+        groups: Some(vec![65534]),
+        umask: Some(0o022),
+        rlimits: vec![Rlimit {
+            resource: RlimitResource::Nofile,
+            soft: 256,
+            hard: u64::MAX,
+        }],
+        no_new_privs: true,
+        nice: Some(5),
     }
 }
 
