@@ -61,6 +61,7 @@ mod pipe;
 mod pool;
 mod process;
 mod pump;
+pub mod raw;
 mod reaper;
 mod shepherd_exe;
 mod signal;
