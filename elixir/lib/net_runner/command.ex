@@ -42,8 +42,8 @@ defmodule NetRunner.Command do
   `{executable, args, opts}`, where `override_opts` win over the
   command's own options.
 
-      iex> NetRunner.Command.new("ls", ["-l"], timeout: 1).
-      ...> then(&NetRunner.Command.to_cmd_args_opts(&1, timeout: 2))
+      iex> cmd = NetRunner.Command.new("ls", ["-l"], timeout: 1)
+      iex> NetRunner.Command.to_cmd_args_opts(cmd, timeout: 2)
       {"ls", ["-l"], [timeout: 2]}
   """
   @spec to_cmd_args_opts(t, keyword) :: {String.t(), [String.t()], keyword}

@@ -178,7 +178,8 @@ defmodule NetRunner.Process do
         {:ok, state}
 
       {:error, {:exec, errno, _stage}} ->
-        status = if errno == :eacces, do: 126, else: 127
+        # As a shell: 127 not found, 126 found but not executable.
+        status = if errno == :enoent, do: 127, else: 126
 
         {:ok,
          %State{
