@@ -1118,6 +1118,19 @@ impl Command {
         Ok(())
     }
 
+    /// What [`launch::launch`] takes, for [`crate::raw::spawn`]: the
+    /// checked request, the program and the cwd as given.
+    pub(crate) fn launch_parts(
+        &self,
+        stdin: StdioMode,
+    ) -> Result<(SpawnRequest, OsString, Option<PathBuf>), Error> {
+        Ok((
+            self.spawn_request(stdin)?,
+            self.program.clone(),
+            self.cwd.clone(),
+        ))
+    }
+
     /// The child's complete environment as `KEY=VALUE` entries.
     fn resolved_env(&self) -> Result<Vec<Vec<u8>>, Error> {
         let mut vars: Vec<(OsString, OsString)> = if self.env_clear {

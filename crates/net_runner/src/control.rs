@@ -116,6 +116,15 @@ impl ControlChannel {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
+    /// Gives the channel up for use outside tokio (see [`crate::raw`]):
+    /// the socket, the bytes read but not yet decoded, and descriptors
+    /// received but not taken.
+    pub(crate) fn into_raw_parts(self) -> (OwnedFd, FrameDecoder, VecDeque<OwnedFd>) {
+        let fd = Arc::try_unwrap(self.fd.into_inner())
+            .unwrap_or_else(|_| unreachable!("the channel holds the only strong reference"));
+        (fd, self.decoder, self.fds)
+    }
+
     /// Takes the `n` descriptors that came with a `Spawned` frame.
     pub(crate) fn take_fds(&mut self, n: usize) -> Result<Vec<OwnedFd>, Error> {
         if self.fds.len() < n {

@@ -60,6 +60,7 @@ mod pipe;
 mod pool;
 mod process;
 mod pump;
+pub mod raw;
 mod reaper;
 mod resource;
 mod shepherd_exe;

@@ -1,0 +1,62 @@
+defmodule NetRunner.Process.Stats do
+  @moduledoc """
+  I/O statistics of one OS process, plus what its shepherd reported: CPU
+  time (`user_time_us`, `system_time_us`), peak resident set size
+  (`max_rss_kib`) and, when the program could not be executed, the errno
+  atom in `exec_error` (`:enoent`, `:eacces`, …).
+  """
+
+  defstruct bytes_in: 0,
+            bytes_out: 0,
+            bytes_err: 0,
+            read_count: 0,
+            write_count: 0,
+            started_at: nil,
+            duration_ms: nil,
+            exit_status: nil,
+            user_time_us: nil,
+            system_time_us: nil,
+            max_rss_kib: nil,
+            exec_error: nil
+
+  @type t :: %__MODULE__{
+          bytes_in: non_neg_integer,
+          bytes_out: non_neg_integer,
+          bytes_err: non_neg_integer,
+          read_count: non_neg_integer,
+          write_count: non_neg_integer,
+          started_at: integer | nil,
+          duration_ms: non_neg_integer | nil,
+          exit_status: non_neg_integer | nil,
+          user_time_us: non_neg_integer | nil,
+          system_time_us: non_neg_integer | nil,
+          max_rss_kib: non_neg_integer | nil,
+          exec_error: atom | nil
+        }
+
+  @doc "Fresh stats, started now (monotonic milliseconds)."
+  @spec new() :: t
+  def new, do: %__MODULE__{started_at: System.monotonic_time(:millisecond)}
+
+  @doc "Counts `bytes` read from stdout (`bytes_out`, `read_count`)."
+  @spec record_read(t, non_neg_integer) :: t
+  def record_read(%__MODULE__{} = s, bytes),
+    do: %{s | bytes_out: s.bytes_out + bytes, read_count: s.read_count + 1}
+
+  @doc "Counts `bytes` read from stderr (`bytes_err`, `read_count`)."
+  @spec record_read_stderr(t, non_neg_integer) :: t
+  def record_read_stderr(%__MODULE__{} = s, bytes),
+    do: %{s | bytes_err: s.bytes_err + bytes, read_count: s.read_count + 1}
+
+  @doc "Counts `bytes` written to stdin (`bytes_in`, `write_count`)."
+  @spec record_write(t, non_neg_integer) :: t
+  def record_write(%__MODULE__{} = s, bytes),
+    do: %{s | bytes_in: s.bytes_in + bytes, write_count: s.write_count + 1}
+
+  @doc "Sets `exit_status` and `duration_ms`."
+  @spec finalize(t, non_neg_integer) :: t
+  def finalize(%__MODULE__{} = s, exit_status) do
+    now = System.monotonic_time(:millisecond)
+    %{s | exit_status: exit_status, duration_ms: now - (s.started_at || now)}
+  end
+end
