@@ -204,9 +204,6 @@ impl Config {
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub(crate) spec: CgroupSpec,
-    /// Parents that did not exist before the spawn (the shepherd creates
-    /// them), deepest first.
-    pub(crate) new_parents: Vec<PathBuf>,
 }
 
 impl Plan {
@@ -282,8 +279,16 @@ impl Plan {
                 }
             }
         }
-        for parent in &self.new_parents {
-            let _ = std::fs::remove_dir(parent);
+        // Then the parents up to the base while empty, as the shepherd does.
+        for dir in &self.spec.dirs {
+            let base = Path::new(OsStr::from_bytes(dir.base()));
+            let mut parent = Path::new(OsStr::from_bytes(&dir.path)).parent();
+            while let Some(p) = parent {
+                if p == base || !p.starts_with(base) || std::fs::remove_dir(p).is_err() {
+                    break;
+                }
+                parent = p.parent();
+            }
         }
     }
 
@@ -628,20 +633,7 @@ fn plan_on(host: &Host, config: &Config, path: &Path, base: Option<&Path>) -> Re
             }
         }
     }
-    let mut new_parents = Vec::new();
-    for dir in &spec.dirs {
-        let leaf = PathBuf::from(OsStr::from_bytes(&dir.path));
-        let base = Path::new(OsStr::from_bytes(dir.base()));
-        let mut parent = leaf.parent();
-        while let Some(p) = parent {
-            if p == base || !p.starts_with(base) || p.exists() {
-                break;
-            }
-            new_parents.push(p.to_path_buf());
-            parent = p.parent();
-        }
-    }
-    Ok(Plan { spec, new_parents })
+    Ok(Plan { spec })
 }
 
 fn base_missing(dir: &Path) -> Error {

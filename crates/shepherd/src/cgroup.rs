@@ -31,7 +31,10 @@ const RETRY_SLEEP: Duration = Duration::from_millis(5);
 struct Dir {
     kind: CgroupKind,
     path: PathBuf,
-    /// The directories we created, leaf last (removed in reverse).
+    /// The base: nothing at or above it is created or removed.
+    base: PathBuf,
+    /// The directories we created, leaf last (removed in reverse should
+    /// the setup fail).
     created: Vec<PathBuf>,
 }
 
@@ -75,7 +78,11 @@ impl Cgroup {
         match cgroup.configure(spec) {
             Ok(()) => Ok(cgroup),
             Err(failure) => {
-                cgroup.remove();
+                for dir in cgroup.dirs.iter_mut().rev() {
+                    for path in dir.created.drain(..).rev() {
+                        let _ = fs::remove_dir(&path);
+                    }
+                }
                 Err(failure)
             }
         }
@@ -88,6 +95,7 @@ impl Cgroup {
             let mut entry = Dir {
                 kind: dir.kind,
                 path: path.clone(),
+                base: base.clone(),
                 created: Vec::new(),
             };
             let made = create(&base, &path, &mut entry.created);
@@ -209,11 +217,8 @@ impl Cgroup {
     /// Kills every member: `cgroup.kill` where the v2 directory has it,
     /// and in any case SIGKILL to whatever `cgroup.procs` still lists.
     pub(crate) fn kill_all(&self) {
-        if let Some(v2) = self.dir(CgroupKind::V2) {
-            let _ = write_file(&v2.join("cgroup.kill"), "1");
-        }
-        for pid in self.members() {
-            let _ = rustix::process::kill_process(pid, Signal::KILL);
+        for dir in &self.dirs {
+            kill_members(dir);
         }
     }
 
@@ -269,18 +274,22 @@ impl Cgroup {
     }
 
     /// Kills what is left and removes the directories: each leaf (retried
-    /// while its members die, within a bound), then the parents we created
-    /// when they are empty. `reap` collects our own children meanwhile.
+    /// while its members die, within a bound), then its parents up to the
+    /// base while they are empty (below the base, the path's parents are
+    /// netrunner's: created when missing, removed when unused, whichever
+    /// command made them). `reap` collects our own children meanwhile.
     pub(crate) fn teardown(&mut self, mut reap: impl FnMut()) {
         self.procs.clear();
         let deadline = Instant::now() + RMDIR_WAIT;
+        // Once a directory is removed its path is never touched again: the
+        // next command with the same path may have created it anew.
         for dir in &self.dirs {
             loop {
                 match fs::remove_dir(&dir.path) {
                     Ok(()) => break,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => break,
                     Err(_) if Instant::now() < deadline => {
-                        self.kill_all();
+                        kill_members(dir);
                         reap();
                         std::thread::sleep(RETRY_SLEEP);
                     }
@@ -294,17 +303,21 @@ impl Cgroup {
                 }
             }
         }
-        self.remove();
-    }
-
-    /// Removes the directories we created, leaf first, once each: one that
-    /// is not empty (another command's child is below it) stays.
-    fn remove(&mut self) {
-        for dir in self.dirs.iter_mut().rev() {
-            for path in dir.created.drain(..).rev() {
-                let _ = fs::remove_dir(&path);
-            }
+        for dir in &self.dirs {
+            remove_empty_parents(&dir.path, &dir.base);
         }
+    }
+}
+
+/// Removes the parents of `leaf` below `base` while they are empty; stops
+/// at the first one in use (another command's directory is below it).
+pub(crate) fn remove_empty_parents(leaf: &Path, base: &Path) {
+    let mut parent = leaf.parent();
+    while let Some(p) = parent {
+        if p == base || !p.starts_with(base) || fs::remove_dir(p).is_err() {
+            break;
+        }
+        parent = p.parent();
     }
 }
 
@@ -343,6 +356,16 @@ fn create(base: &Path, leaf: &Path, created: &mut Vec<PathBuf>) -> Result<(), Fa
             }
         }
         return Ok(());
+    }
+}
+
+/// `cgroup.kill` (v2, Linux 5.14+), then SIGKILL to each member listed.
+fn kill_members(dir: &Dir) {
+    if dir.kind == CgroupKind::V2 {
+        let _ = write_file(&dir.path.join("cgroup.kill"), "1");
+    }
+    for pid in read_pids(&dir.path) {
+        let _ = rustix::process::kill_process(pid, Signal::KILL);
     }
 }
 
