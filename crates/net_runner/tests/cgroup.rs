@@ -119,7 +119,7 @@ fn the_child_is_in_its_cgroups_when_it_starts() {
     let suffix = format!("/{name}");
     let in_it = |pred: &dyn Fn(&str) -> bool| {
         text.lines()
-            .filter(|l| pred(l.splitn(3, ':').nth(1).unwrap_or("")))
+            .filter(|l| pred(l.split(':').nth(1).unwrap_or("")))
             .all(|l| l.ends_with(&suffix))
     };
     // The v2 line, and every v1 hierarchy that carries one of the limits.
