@@ -740,6 +740,48 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_no_hierarchy_offers_is_an_error_naming_the_controller() {
+        let mount = std::env::temp_dir().join(format!("nr-cg-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&mount).unwrap();
+        std::fs::write(mount.join("cgroup.controllers"), "cpu pids\n").unwrap();
+        let host = Host {
+            v2: Some((mount.clone(), PathBuf::from("/"))),
+            v1: Vec::new(),
+        };
+        let config = Config {
+            memory_max: Some(1 << 20),
+            pids_max: Some(5),
+            ..Config::default()
+        };
+        match plan_on(&host, &config, Path::new("job"), None) {
+            Err(Error::Cgroup(CgroupError::ControllerUnavailable { controller, reason })) => {
+                assert_eq!(controller, "memory");
+                assert!(reason.contains("cpu pids"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // pids is offered by cgroup2: it goes there, no v1 directory.
+        let config = Config {
+            pids_max: Some(5),
+            ..Config::default()
+        };
+        let plan = plan_on(&host, &config, Path::new("a/job"), None).unwrap();
+        assert_eq!(plan.spec.dirs.len(), 1);
+        assert_eq!(plan.spec.v2_controllers(), [CgroupKind::Pids]);
+        assert_eq!(
+            plan.spec.dirs[0].path,
+            mount.join("a/job").into_os_string().into_vec()
+        );
+        // No cgroup2 and no v1 hierarchy at all.
+        let none = Host::default();
+        assert!(matches!(
+            plan_on(&none, &Config::default(), Path::new("x"), None),
+            Err(Error::Cgroup(CgroupError::NoHierarchy { .. }))
+        ));
+        std::fs::remove_dir_all(&mount).unwrap();
+    }
+
+    #[test]
     fn unescapes_mount_points() {
         assert_eq!(unescape("/a\\040b\\011c"), PathBuf::from("/a b\tc"));
         assert_eq!(unescape("/plain\\"), PathBuf::from("/plain\\"));

@@ -662,12 +662,12 @@ impl Command {
     ///
     /// ```
     /// # fn main() -> Result<(), net_runner::Error> {
-    /// # if std::fs::metadata("/sys/fs/cgroup").is_err() || unsafe_root() { return Ok(()); }
+    /// # if std::fs::metadata("/sys/fs/cgroup").is_err() || not_root() { return Ok(()); }
     /// let name = format!("doc-cgroup-{}", std::process::id());
     /// let out = net_runner::Command::new("cat").arg("/proc/self/cgroup").cgroup(&name).run_blocking()?;
     /// assert!(String::from_utf8_lossy(&out.stdout).contains(&name));
     /// # Ok(()) }
-    /// # fn unsafe_root() -> bool { !std::fs::read_to_string("/proc/self/status").unwrap().lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")) }
+    /// # fn not_root() -> bool { !std::fs::read_to_string("/proc/self/status").unwrap().lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")) }
     /// ```
     pub fn cgroup(&mut self, path: impl AsRef<Path>) -> &mut Self {
         self.cgroup.path = Some(path.as_ref().to_owned());
