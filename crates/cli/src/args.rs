@@ -229,6 +229,73 @@ pub fn parse_groups(text: &str) -> Result<GroupList, String> {
         .map(GroupList)
 }
 
+/// Parses a memory size: bytes, or a number with K, M, G or T (powers of
+/// 1024, as cgroup tools count; an optional trailing `B` or `iB`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("{text:?} is not a size (e.g. 50M, 2G, 1048576)")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 50M, 2G, 1048576)"))?;
+    if n == 0 {
+        return Err(format!("{text:?}: the limit must be above 0"));
+    }
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// One `--cgroup-cpu-max QUOTA[/PERIOD]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuMax {
+    /// CPU time allowed per period.
+    pub quota: Duration,
+    /// The period (default 100ms).
+    pub period: Duration,
+}
+
+/// Parses `QUOTA[/PERIOD]`: each a plain number of microseconds, as in
+/// cgroup's `cpu.max` (`50000/100000`), or a duration with a unit (`us`,
+/// `ms`, `s`: `50ms/100ms`). The period defaults to 100ms.
+pub fn parse_cpu_max(text: &str) -> Result<CpuMax, String> {
+    let one = |part: &str| -> Result<Duration, String> {
+        if let Ok(us) = part.parse::<u64>() {
+            return Ok(Duration::from_micros(us));
+        }
+        if let Some(us) = part.strip_suffix("us") {
+            if let Ok(us) = us.parse::<u64>() {
+                return Ok(Duration::from_micros(us));
+            }
+        }
+        crate::duration::parse(part).map_err(|_| {
+            format!("{part:?} in {text:?} is not microseconds or a duration (e.g. 50000/100000, 50ms/100ms)")
+        })
+    };
+    let (quota, period) = match text.split_once('/') {
+        Some((q, p)) => (one(q)?, one(p)?),
+        None => (one(text)?, Duration::from_millis(100)),
+    };
+    if !(Duration::from_millis(1)..=Duration::from_secs(1)).contains(&period) {
+        return Err(format!("{text:?}: the period must be 1ms to 1s"));
+    }
+    if quota < Duration::from_millis(1) {
+        return Err(format!("{text:?}: the quota must be at least 1ms"));
+    }
+    Ok(CpuMax { quota, period })
+}
+
 /// Where the program's stdin comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputSource {
@@ -369,12 +436,65 @@ pub struct RunArgs {
     )]
     pub nice: Option<i32>,
 
+    // --- cgroups and escaped descendants (issue 13) ----------------------
+    /// Run the program in its own cgroup PATH, relative to the base
+    ///
+    /// The base is netrunner's own cgroup, or NETRUNNER_CGROUP_BASE /
+    /// --cgroup-base. PATH is created in the cgroup2 hierarchy and, for each
+    /// --cgroup-*-max limit whose controller is a cgroup v1 one (hybrid
+    /// hosts), in that hierarchy too. The program is in it before it starts;
+    /// everything it starts stays in it and is killed when it ends (also
+    /// when netrunner is killed), then the directories are removed. PATH
+    /// must be relative, without '.', '..' or empty components (else exit
+    /// 125). Needs write access to the hierarchy (root, or a delegated
+    /// subtree as base).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+
+    /// The cgroup under which --cgroup PATH is created, as in
+    /// /proc/self/cgroup (e.g. /netrunner); overrides NETRUNNER_CGROUP_BASE
+    #[arg(long, value_name = "BASE")]
+    pub cgroup_base: Option<PathBuf>,
+
+    /// Memory limit of the program's cgroup (50M, 2G, bytes): past it the
+    /// kernel OOM-kills it (stats end: oom_killed)
+    ///
+    /// Swap is included where it is accounted. Without --cgroup, a cgroup
+    /// named netrunner-PID-N is made for the run.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub cgroup_memory_max: Option<u64>,
+
+    /// Most processes and threads in the program's cgroup: fork fails
+    /// with EAGAIN past it
+    #[arg(long, value_name = "N")]
+    pub cgroup_pids_max: Option<u64>,
+
+    /// CPU limit of the program's cgroup: QUOTA per PERIOD (default 100ms),
+    /// microseconds or durations: 50000/100000, 50ms, 2s/1s (two CPUs)
+    #[arg(long, value_name = "QUOTA[/PERIOD]", value_parser = parse_cpu_max)]
+    pub cgroup_cpu_max: Option<CpuMax>,
+
+    /// Let processes the program leaves behind live on after it exits
+    ///
+    /// By default they are terminated (TERM, the kill timeout, KILL) once
+    /// the program exits. With this flag they keep running, re-parented to
+    /// init, outside netrunner's control: nothing stops them later, and if
+    /// they hold the program's output open, netrunner stops reading after
+    /// 2s and fails (exit 125, naming them). They are still terminated
+    /// when netrunner itself is killed before the program exits. Cannot be
+    /// combined with --cgroup or a --cgroup-*-max limit.
+    #[arg(long)]
+    pub keep_descendants: bool,
+
     /// Write statistics to FILE as JSON when netrunner exits
     ///
     /// One object with bytes_in, bytes_out, bytes_err, read_count,
     /// write_count, wall_time_ms, exit_code, signal, user_time_ms,
     /// system_time_ms, max_rss_bytes and end (how the run ended: exited,
-    /// signalled, timeout, idle_timeout, max_output, killed, owner_gone). exit_code is null when a signal
+    /// signalled, timeout, idle_timeout, max_output, killed, owner_gone,
+    /// oom_killed), and with a cgroup memory_peak_bytes, oom_kills,
+    /// cgroup_cpu_time_ms, cpu_throttled_periods, pids_peak (null without one
+    /// or where the host lacks the figure). exit_code is null when a signal
     /// killed the program (signal holds its number) and vice versa; the
     /// figures that are unknown (e.g. the program never started) are null
     /// or 0. The file is created before the program starts.
@@ -475,7 +595,30 @@ impl RunArgs {
         } else if let Some(sig) = self.signal {
             cmd.stop_sequence(net_runner::StopSequence::new().signal_then_kill_timeout(sig));
         }
+        self.apply_cgroup(&mut cmd);
         cmd
+    }
+
+    /// The cgroup flags and --keep-descendants.
+    fn apply_cgroup(&self, cmd: &mut net_runner::Command) {
+        if let Some(path) = &self.cgroup {
+            cmd.cgroup(path);
+        }
+        if let Some(base) = &self.cgroup_base {
+            cmd.cgroup_base(base);
+        }
+        if let Some(max) = self.cgroup_memory_max {
+            cmd.memory_max(max);
+        }
+        if let Some(max) = self.cgroup_pids_max {
+            cmd.pids_max(max);
+        }
+        if let Some(cpu) = self.cgroup_cpu_max {
+            cmd.cpu_max(cpu.quota, cpu.period);
+        }
+        if self.keep_descendants {
+            cmd.kill_leftovers(false);
+        }
     }
 }
 

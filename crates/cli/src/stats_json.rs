@@ -12,7 +12,13 @@
 //! `end` says how the run ended: `exited`, `signalled` (a signal nobody
 //! here sent), `timeout`, `idle_timeout`, `max_output`, `killed` (netrunner
 //! forwarded a signal it received), `owner_gone` (netrunner stopped early
-//! because its own stdout was closed); `null` if the program never started.
+//! because its own stdout was closed), `oom_killed` (the kernel's OOM
+//! killer, at the cgroup's memory limit); `null` if the program never started.
+//!
+//! With a cgroup, `memory_peak_bytes`, `oom_kills`, `cgroup_cpu_time_ms`,
+//! `cpu_throttled_periods` and `pids_peak` are the cgroup's figures, read
+//! after the program exited; `null` without a cgroup or where the host
+//! does not provide the figure.
 //!
 //! `exit_code` is set when the program exited, `signal` (the signal number)
 //! when a signal killed it; both are `null` when its end was never seen (it
@@ -50,8 +56,10 @@ pub struct Report {
     /// Its peak resident set size.
     pub max_rss_bytes: Option<u64>,
     /// How the run ended (`exited`, `signalled`, `timeout`, `idle_timeout`,
-    /// `max_output`, `killed`, `owner_gone`), when known.
+    /// `max_output`, `killed`, `owner_gone`, `oom_killed`), when known.
     pub end: Option<&'static str>,
+    /// The cgroup's figures, with `--cgroup` or a cgroup limit.
+    pub cgroup: Option<net_runner::CgroupStats>,
 }
 
 impl From<&Stats> for Report {
@@ -69,6 +77,7 @@ impl From<&Stats> for Report {
             system_time: s.system_time,
             max_rss_bytes: s.max_rss_bytes,
             end: s.end.map(|e| e.as_str()),
+            cgroup: s.cgroup,
         }
     }
 }
@@ -83,7 +92,8 @@ impl Report {
         fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
             v.map_or_else(|| "null".to_owned(), |v| v.to_string())
         }
-        let fields: [(&str, String); 12] = [
+        let cg = self.cgroup.unwrap_or_default();
+        let fields: [(&str, String); 17] = [
             ("bytes_in", self.bytes_in.to_string()),
             ("bytes_out", self.bytes_out.to_string()),
             ("bytes_err", self.bytes_err.to_string()),
@@ -97,6 +107,11 @@ impl Report {
             ("max_rss_bytes", opt(self.max_rss_bytes)),
             // A fixed lowercase identifier: quoted, no escaping needed.
             ("end", opt(self.end.map(|e| format!("\"{e}\"")))),
+            ("memory_peak_bytes", opt(cg.memory_peak_bytes)),
+            ("oom_kills", opt(cg.oom_kills)),
+            ("cgroup_cpu_time_ms", opt(cg.cpu_usage.map(millis))),
+            ("cpu_throttled_periods", opt(cg.cpu_throttled_periods)),
+            ("pids_peak", opt(cg.pids_peak)),
         ];
         let mut out = String::from("{");
         for (i, (key, value)) in fields.iter().enumerate() {
@@ -141,6 +156,11 @@ mod tests {
             "system_time_ms",
             "max_rss_bytes",
             "end",
+            "memory_peak_bytes",
+            "oom_kills",
+            "cgroup_cpu_time_ms",
+            "cpu_throttled_periods",
+            "pids_peak",
         ];
         let mut keys = keys;
         keys.sort_unstable();
@@ -168,6 +188,7 @@ mod tests {
             system_time: Some(Duration::ZERO),
             max_rss_bytes: Some(4096),
             end: Some("idle_timeout"),
+            cgroup: None,
         };
         let map = parse(&r.to_json());
         assert_eq!(map["bytes_in"], 1);

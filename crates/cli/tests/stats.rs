@@ -7,7 +7,7 @@ use std::path::Path;
 use common::{run, run_with_stdin, temp_dir};
 use serde_json::{Map, Value};
 
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 17] = [
     "bytes_in",
     "bytes_out",
     "bytes_err",
@@ -20,6 +20,11 @@ const KEYS: [&str; 12] = [
     "system_time_ms",
     "max_rss_bytes",
     "end",
+    "memory_peak_bytes",
+    "oom_kills",
+    "cgroup_cpu_time_ms",
+    "cpu_throttled_periods",
+    "pids_peak",
 ];
 
 fn read_stats(path: &Path) -> Map<String, Value> {

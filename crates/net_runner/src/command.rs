@@ -119,6 +119,7 @@ pub struct Command {
     no_new_privs: bool,
     nice: Option<i32>,
     limits: Limits,
+    cgroup: crate::cgroup::Config,
 }
 
 /// The stopping settings (stop sequence, idle timeout, leftover bound),
@@ -193,6 +194,7 @@ impl Command {
             no_new_privs: false,
             nice: None,
             limits: Limits::default(),
+            cgroup: crate::cgroup::Config::default(),
         }
     }
 
@@ -639,6 +641,119 @@ impl Command {
         self
     }
 
+    // --- cgroups (issue 13) -------------------------------------------
+
+    /// Runs the child in its own cgroup, `path` relative to the base (by
+    /// default the caller's own cgroup; see [`cgroup_base`](Self::cgroup_base)).
+    /// The hierarchies are found in `/proc/self/mountinfo`: the cgroup2
+    /// directory, plus, on hybrid hosts, a directory of the same path in
+    /// each cgroup v1 hierarchy that carries a limit. The child is in all of
+    /// them before it execs, so everything it starts is too (a `setsid`
+    /// daemon included); when the command ends, all of them are killed and
+    /// the directories removed (also when the owner or the shepherd is
+    /// SIGKILLed). The directory must not exist: another command uses it.
+    ///
+    /// `path` must be relative, without `.`, `..` or empty components, NUL
+    /// or newline, at most 1024 bytes: anything else is
+    /// [`Error::Cgroup`] with [`CgroupError::InvalidPath`](crate::CgroupError::InvalidPath)
+    /// before anything starts. Needs write access to the hierarchy (root,
+    /// or a delegated subtree as base). Cannot be combined with
+    /// [`kill_leftovers(false)`](Self::kill_leftovers).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), net_runner::Error> {
+    /// # if std::fs::metadata("/sys/fs/cgroup").is_err() || not_root() { return Ok(()); }
+    /// let name = format!("doc-cgroup-{}", std::process::id());
+    /// let out = net_runner::Command::new("cat").arg("/proc/self/cgroup").cgroup(&name).run_blocking()?;
+    /// assert!(String::from_utf8_lossy(&out.stdout).contains(&name));
+    /// # Ok(()) }
+    /// # fn not_root() -> bool { !std::fs::read_to_string("/proc/self/status").unwrap().lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")) }
+    /// ```
+    pub fn cgroup(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        self.cgroup.path = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// The base under which [`cgroup`](Self::cgroup) paths are created: a
+    /// cgroup path as `/proc/self/cgroup` shows them (`/netrunner`, `/`),
+    /// the same in every hierarchy; it must exist. Default: the
+    /// [`NETRUNNER_CGROUP_BASE`](crate::CGROUP_BASE_ENV) variable, else the
+    /// caller's own cgroup. On cgroup2, limits need a base whose cgroup has
+    /// no processes of its own (the kernel enables controllers only there).
+    ///
+    /// ```
+    /// use net_runner::{CgroupError, Command, Error};
+    /// let err = Command::new("true").cgroup("x").cgroup_base("relative").run_blocking().unwrap_err();
+    /// assert!(matches!(err, Error::Cgroup(CgroupError::InvalidPath { what: "base", .. })));
+    /// ```
+    pub fn cgroup_base(&mut self, base: impl AsRef<Path>) -> &mut Self {
+        self.cgroup.base = Some(base.as_ref().to_owned());
+        self
+    }
+
+    /// Limits the memory of the child's cgroup to `bytes` (swap included
+    /// where swap is accounted): past it, the kernel's OOM killer kills a
+    /// process of the cgroup, and [`Stats::end`](crate::Stats::end) says
+    /// [`End::OomKilled`](crate::End::OomKilled) when that was the child.
+    /// `memory.max` on cgroup2 when its memory controller is available to
+    /// the base, else `memory.limit_in_bytes` in the v1 memory hierarchy;
+    /// neither is [`CgroupError::ControllerUnavailable`](crate::CgroupError::ControllerUnavailable)
+    /// before anything runs. Without [`cgroup`](Self::cgroup), a cgroup
+    /// named `netrunner-<pid>-<n>` is made for the run.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), net_runner::Error> {
+    /// # if std::fs::metadata("/sys/fs/cgroup").is_err() || not_root() { return Ok(()); }
+    /// use net_runner::{Command, End};
+    /// // Allocates 200 MiB in a 50 MiB cgroup.
+    /// let out = Command::new("python3").args(["-c", "b = bytearray(200 << 20)"])
+    ///     .memory_max(50 << 20)
+    ///     .run_blocking()?;
+    /// assert_eq!(out.stats.end, Some(End::OomKilled));
+    /// # Ok(()) }
+    /// # fn not_root() -> bool { !std::fs::read_to_string("/proc/self/status").unwrap().lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")) || std::process::Command::new("python3").arg("-V").output().is_err() }
+    /// ```
+    pub fn memory_max(&mut self, bytes: u64) -> &mut Self {
+        self.cgroup.memory_max = Some(bytes);
+        self
+    }
+
+    /// Limits the number of processes (and threads) in the child's cgroup:
+    /// `fork` past it fails with `EAGAIN`. `pids.max` on cgroup2 or in the
+    /// v1 pids hierarchy, as for [`memory_max`](Self::memory_max).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), net_runner::Error> {
+    /// # if std::fs::metadata("/sys/fs/cgroup").is_err() || not_root() { return Ok(()); }
+    /// let out = net_runner::Command::new("sh")
+    ///     .args(["-c", "sleep 1 & sleep 1 & sleep 1 & wait"])
+    ///     .pids_max(2)
+    ///     .run_blocking()?;
+    /// assert!(String::from_utf8_lossy(&out.stderr).contains("fork"));
+    /// # Ok(()) }
+    /// # fn not_root() -> bool { !std::fs::read_to_string("/proc/self/status").unwrap().lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")) }
+    /// ```
+    pub fn pids_max(&mut self, max: u64) -> &mut Self {
+        self.cgroup.pids_max = Some(max);
+        self
+    }
+
+    /// Limits the CPU time of the child's cgroup to `quota` per `period`
+    /// (`cpu.max`, or `cpu.cfs_quota_us`/`cpu.cfs_period_us` in the v1 cpu
+    /// hierarchy): `10ms` per `100ms` is a tenth of one CPU; a quota above
+    /// the period allows several CPUs. The period is 1 ms to 1 s, the
+    /// quota at least 1 ms ([`Error::InvalidOption`] otherwise).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut cmd = net_runner::Command::new("make");
+    /// cmd.cpu_max(Duration::from_millis(50), Duration::from_millis(100)); // half a CPU
+    /// ```
+    pub fn cpu_max(&mut self, quota: Duration, period: Duration) -> &mut Self {
+        self.cgroup.cpu_max = Some((quota, period));
+        self
+    }
+
     /// The program, as given to [`new`](Self::new).
     ///
     /// ```
@@ -980,16 +1095,17 @@ impl Command {
     ) -> impl Future<Output = Result<Process, Error>> + Send + 'static {
         let started = Instant::now();
         let timeout = self.timeout;
-        let prepared = self
-            .spawn_request(stdin)
-            .map(|req| (req, self.program.clone(), self.cwd.clone()));
+        let prepared = self.spawn_request(stdin).and_then(|mut req| {
+            let plan = self.cgroup_plan(&mut req)?;
+            Ok((req, plan, self.program.clone(), self.cwd.clone()))
+        });
         async move {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(Error::NoRuntime);
             }
-            let (req, program, cwd) = prepared?;
+            let (req, plan, program, cwd) = prepared?;
             let modes = [req.stdin, req.stdout, req.stderr];
-            let launched = launch::launch(req, program, cwd).await?;
+            let launched = launch::launch(req, program, cwd, plan).await?;
             Process::from_launched(launched, modes, started, limit, timeout)
         }
     }
@@ -1051,6 +1167,19 @@ impl Command {
         }
         self.hardening(&mut req)?;
         Ok(req)
+    }
+
+    /// Resolves the cgroup settings on this host (see `cgroup.rs`).
+    fn cgroup_plan(
+        &self,
+        req: &mut SpawnRequest,
+    ) -> Result<Option<Arc<crate::cgroup::Plan>>, Error> {
+        if !self.cgroup.wanted() {
+            return Ok(None);
+        }
+        let plan = crate::cgroup::plan(&self.cgroup, self.kill_leftovers)?;
+        req.cgroup = Some(plan.spec.clone());
+        Ok(Some(Arc::new(plan)))
     }
 
     /// Checks and copies the identity and limits; the shepherd applies them.

@@ -173,6 +173,10 @@ pub enum Error {
     /// A signal name or number that is not a known POSIX signal.
     #[error("unknown signal {0:?}")]
     InvalidSignal(String),
+    /// The command's cgroup could not be set up (bad path, no hierarchy, a
+    /// limit no hierarchy can apply, no permission, ...). Nothing ran.
+    #[error("cgroup: {0}")]
+    Cgroup(crate::CgroupError),
     /// The shepherd went away, broke the protocol or refused a request.
     #[error("shepherd: {0}")]
     Shepherd(ShepherdError),
@@ -332,6 +336,8 @@ impl SpawnStage {
             Wire::Rlimit(r) => SpawnStage::Rlimit(Resource::from_wire(r)),
             Wire::Nice => SpawnStage::Nice(values.nice.unwrap_or(0)),
             Wire::NoNewPrivs => SpawnStage::NoNewPrivs,
+            // Reported as `Error::Cgroup` by the launch; never shown.
+            Wire::CgroupPlace(_) => SpawnStage::ChildSetup,
         }
     }
 }

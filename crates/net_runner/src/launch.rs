@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rustix::process::Pid;
 
@@ -15,6 +16,7 @@ use net_runner_proto::{
     check_version, FromShepherd, SpawnRequest, SpawnStage, ToShepherd, MAX_FRAME_LEN,
 };
 
+use crate::cgroup::Plan;
 use crate::control::ControlChannel;
 use crate::error::StageValues;
 use crate::{pool, reaper, Error, ShepherdError, SpawnStage as Stage};
@@ -29,15 +31,19 @@ pub(crate) struct Launched {
     pub(crate) child_pid: libc::pid_t,
     pub(crate) control: ControlChannel,
     pub(crate) fds: Vec<OwnedFd>,
+    /// The cgroup asked for: removed by the library if the shepherd dies
+    /// without removing it.
+    pub(crate) cgroup: Option<Arc<Plan>>,
 }
 
-/// Reaps the shepherd if the handshake is abandoned (error or cancellation).
-struct ReapOnDrop(Option<Pid>);
+/// Reaps the shepherd if the handshake is abandoned (error or
+/// cancellation), then removes what it left of the cgroup.
+struct ReapOnDrop(Option<Pid>, Option<Arc<Plan>>);
 
 impl Drop for ReapOnDrop {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            reaper::reap(pid);
+            reaper::reap_then(pid, self.1.take());
         }
     }
 }
@@ -46,6 +52,7 @@ pub(crate) async fn launch(
     req: SpawnRequest,
     program: OsString,
     cwd: Option<PathBuf>,
+    cgroup: Option<Arc<Plan>>,
 ) -> Result<Launched, Error> {
     let spawn_error = |stage, source| Error::Spawn {
         program: program.clone(),
@@ -74,7 +81,7 @@ pub(crate) async fn launch(
     // the request names the cwd explicitly.
     if names_cwd {
         if let Some(idle) = pool::take() {
-            match handshake(idle, &hello, &program, &cwd, values).await {
+            match handshake(idle, &hello, &program, &cwd, values, &cgroup).await {
                 // It died while idle (killed, or told to stop): nothing was
                 // started, so a fresh shepherd can take the request.
                 Err(Attempt::Vanished) => {}
@@ -84,7 +91,7 @@ pub(crate) async fn launch(
         }
     }
     let idle = pool::start_shepherd().map_err(|e| spawn_error(Stage::StartShepherd, e))?;
-    handshake(idle, &hello, &program, &cwd, values)
+    handshake(idle, &hello, &program, &cwd, values, &cgroup)
         .await
         .map_err(|e| match e {
             Attempt::Vanished => Error::Shepherd(ShepherdError::LostDuringSpawn),
@@ -113,9 +120,10 @@ async fn handshake(
     program: &OsString,
     cwd: &Option<PathBuf>,
     values: StageValues,
+    cgroup: &Option<Arc<Plan>>,
 ) -> Result<Launched, Attempt> {
     let shepherd_pid = idle.pid;
-    let mut guard = ReapOnDrop(Some(shepherd_pid));
+    let mut guard = ReapOnDrop(Some(shepherd_pid), cgroup.clone());
     let mut control = ControlChannel::new(idle.control).map_err(Error::from)?;
     if let Err(e) = control.send_all(request).await {
         tracing::debug!(error = %e, "shepherd went away before the request");
@@ -148,8 +156,20 @@ async fn handshake(
                 child_pid: pid,
                 control,
                 fds,
+                cgroup: cgroup.clone(),
             })
         }
+        Some(FromShepherd::SpawnFailed {
+            stage: SpawnStage::CgroupPlace(n),
+            errno,
+        }) => match cgroup {
+            Some(plan) => failed(plan.join_failed(n, errno)),
+            None => failed(protocol(format!("cgroup failure {n} without a cgroup"))),
+        },
+        Some(FromShepherd::CgroupFailed { step, errno, path }) => match cgroup {
+            Some(plan) => failed(plan.failed(step, errno, path)),
+            None => failed(protocol("cgroup failure without a cgroup".into())),
+        },
         Some(FromShepherd::SpawnFailed { stage, errno }) => failed(spawn_failed(
             stage,
             errno,

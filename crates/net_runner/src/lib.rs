@@ -49,6 +49,7 @@ compile_error!(
 );
 
 mod blocking;
+mod cgroup;
 mod command;
 mod control;
 mod error;
@@ -71,6 +72,7 @@ mod stop;
 mod stream;
 mod sys;
 
+pub use cgroup::{CgroupError, CgroupStats, CGROUP_BASE_ENV};
 pub use command::{Command, Stderr, DEFAULT_KILL_TIMEOUT, DEFAULT_LEFTOVER_WAIT};
 pub use error::{Error, Result, ShepherdError, SpawnStage};
 pub use input::Input;

@@ -86,6 +86,10 @@ struct Link {
     exit_watched: bool,
     /// `Watch::CloseStdin` was handed out.
     close_stdin_watched: bool,
+    /// The cgroup asked for, removed by the reaper if the shepherd leaves it.
+    cgroup: Option<Arc<crate::cgroup::Plan>>,
+    /// The cgroup's figures, sent by the shepherd right before `Exited`.
+    cgroup_report: Option<net_runner_proto::CgroupReport>,
 }
 
 /// A cheap handle that can signal a process from elsewhere (another task,
@@ -196,6 +200,7 @@ impl Process {
             child_pid,
             control,
             fds,
+            cgroup,
         } = launched;
         let counters = Arc::new(Counters::default());
         let mut fds = fds.into_iter();
@@ -216,6 +221,8 @@ impl Process {
                 counters: counters.clone(),
                 exit_watched: false,
                 close_stdin_watched: false,
+                cgroup,
+                cgroup_report: None,
             },
             stdin: None,
             stdout: None,
@@ -696,6 +703,7 @@ impl Process {
                 stats.system_time = Some(Duration::from_micros(report.system_time_us));
                 stats.max_rss_bytes = Some(report.max_rss_kib * 1024);
                 stats.end = Some(self.end(&report));
+                stats.cgroup = self.link.cgroup_report.map(crate::CgroupStats::from);
             }
             None => stats.wall_time = self.started.elapsed(),
         }
@@ -714,6 +722,16 @@ impl Process {
             (Some(StopCause::Requested), _) => End::Killed,
             (None, _) => match report.termination {
                 Termination::Exited(_) => End::Exited,
+                // SIGKILL with an OOM kill recorded in its cgroup: the
+                // kernel, not a person, killed it.
+                Termination::Signaled { signal: 9, .. }
+                    if self
+                        .link
+                        .cgroup_report
+                        .is_some_and(|r| r.oom_kills.unwrap_or(0) > 0) =>
+                {
+                    End::OomKilled
+                }
                 Termination::Signaled { .. } if self.counters.caller_stopped.load(Relaxed) => {
                     End::Killed
                 }
@@ -738,6 +756,9 @@ impl Link {
                 }
                 Ok(Some(FromShepherd::CloseStdin)) => {
                     self.counters.close_stdin.store(true, Relaxed);
+                }
+                Ok(Some(FromShepherd::CgroupStats(report))) => {
+                    self.cgroup_report = Some(report);
                 }
                 Ok(Some(FromShepherd::Error { message })) => {
                     tracing::debug!(pid = self.pid, %message, "shepherd reported an error");
@@ -784,7 +805,7 @@ impl Link {
     fn release_shepherd(&mut self) {
         if !self.shepherd_released {
             self.shepherd_released = true;
-            reaper::reap(self.shepherd_pid);
+            reaper::reap_then(self.shepherd_pid, self.cgroup.take());
         }
     }
 

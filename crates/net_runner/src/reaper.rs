@@ -19,6 +19,7 @@ use std::time::Duration;
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 use rustix::process::Pid;
 
+use crate::cgroup::Plan;
 use crate::sys;
 
 /// How often pending processes without a pidfd are tried.
@@ -66,27 +67,44 @@ impl Wait for Os {
     }
 }
 
-/// The processes waiting to be reaped.
+/// The processes waiting to be reaped, each with the cgroup to remove once
+/// it is gone (if its shepherd left it).
 #[derive(Default)]
 struct Pending {
-    entries: Vec<(Pid, Option<OwnedFd>)>,
+    entries: Vec<(Pid, Option<OwnedFd>, Option<Arc<Plan>>)>,
+    /// Cgroups of reaped shepherds, to remove now.
+    cleanups: Vec<Arc<Plan>>,
 }
 
 impl Pending {
+    #[cfg(test)]
     fn add(&mut self, wait: &impl Wait, pid: Pid) {
-        if !wait.try_reap(pid) {
+        self.add_then(wait, pid, None);
+    }
+
+    fn add_then(&mut self, wait: &impl Wait, pid: Pid, after: Option<Arc<Plan>>) {
+        if wait.try_reap(pid) {
+            self.cleanups.extend(after);
+        } else {
             let fd = if self.exit_fds().count() < MAX_PIDFDS {
                 wait.exit_fd(pid)
             } else {
                 None
             };
-            self.entries.push((pid, fd));
+            self.entries.push((pid, fd, after));
         }
     }
 
     /// Reaps every pending process that has exited.
     fn sweep(&mut self, wait: &impl Wait) {
-        self.entries.retain(|(pid, _)| !wait.try_reap(*pid));
+        let cleanups = &mut self.cleanups;
+        self.entries.retain_mut(|(pid, _, after)| {
+            let reaped = wait.try_reap(*pid);
+            if reaped {
+                cleanups.extend(after.take());
+            }
+            !reaped
+        });
     }
 
     /// How long the thread may sleep before sweeping again: until a
@@ -95,18 +113,24 @@ impl Pending {
     fn sleep_limit(&self) -> Option<Duration> {
         self.entries
             .iter()
-            .any(|(_, fd)| fd.is_none())
+            .any(|(_, fd, _)| fd.is_none())
             .then_some(POLL_INTERVAL)
     }
 
     fn exit_fds(&self) -> impl Iterator<Item = &OwnedFd> {
-        self.entries.iter().filter_map(|(_, fd)| fd.as_ref())
+        self.entries.iter().filter_map(|(_, fd, _)| fd.as_ref())
     }
 }
 
+/// A shepherd to reap (`None`: already reaped) and the cgroup to remove
+/// once it is gone.
+type Job = (Option<Pid>, Option<Arc<Plan>>);
+
 /// The reaper thread's inbox.
 struct Queue {
-    pids: Mutex<VecDeque<Pid>>,
+    /// A shepherd to reap (`None`: already reaped) and its cgroup to
+    /// remove afterwards.
+    pids: Mutex<VecDeque<Job>>,
     /// Written to wake the thread.
     wake: OwnedFd,
 }
@@ -160,9 +184,21 @@ pub(crate) fn start() -> io::Result<()> {
 
 /// Reaps `pid` now if it has exited, otherwise in the background.
 pub(crate) fn reap(pid: Pid) {
-    if sys::try_reap(pid) {
-        return;
-    }
+    reap_then(pid, None);
+}
+
+/// Reaps the shepherd `pid`, then removes what it left of its cgroup
+/// (nothing, unless it died before its own teardown): on the reaper
+/// thread, so that a caller never waits for a dying cgroup.
+pub(crate) fn reap_then(pid: Pid, cgroup: Option<Arc<Plan>>) {
+    let item = if sys::try_reap(pid) {
+        match cgroup {
+            Some(plan) if plan.left_over() => (None, Some(plan)),
+            _ => return,
+        }
+    } else {
+        (Some(pid), cgroup)
+    };
     match QUEUE.get() {
         Some(queue) => {
             IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
@@ -170,7 +206,7 @@ pub(crate) fn reap(pid: Pid) {
                 .pids
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push_back(pid);
+                .push_back(item);
             let _ = rustix::io::write(&queue.wake, &1u64.to_ne_bytes());
         }
         // Unreachable: every shepherd is started after `start` succeeded.
@@ -188,17 +224,25 @@ fn run(queue: &Queue) {
     let wake = &queue.wake;
     let mut pending = Pending::default();
     loop {
-        let new: Vec<Pid> = queue
+        let new: Vec<_> = queue
             .pids
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
             .collect();
         let before = pending.entries.len() + new.len();
-        for pid in new {
-            pending.add(&os, pid);
+        for item in new {
+            match item {
+                (Some(pid), after) => pending.add_then(&os, pid, after),
+                (None, after) => pending.cleanups.extend(after),
+            }
         }
         pending.sweep(&os);
+        // Removed before the count drops: `pending_reaps` at 0 means the
+        // directories are gone too.
+        for plan in pending.cleanups.drain(..) {
+            plan.remove_leftovers();
+        }
         IN_FLIGHT.fetch_sub(before - pending.entries.len(), Ordering::SeqCst);
         let mut fds: Vec<PollFd<'_>> = std::iter::once(wake.as_fd())
             .chain(pending.exit_fds().map(|fd| fd.as_fd()))

@@ -43,6 +43,9 @@ pub struct Stats {
     pub max_rss_bytes: Option<u64>,
     /// How the run ended, once the child exited.
     pub end: Option<End>,
+    /// The figures of the command's cgroup, read after the child exited
+    /// (with [`Command::cgroup`](crate::Command::cgroup) or a cgroup limit).
+    pub cgroup: Option<crate::CgroupStats>,
 }
 
 /// Counters and stop state shared by a process, its pipes and handles.
@@ -100,11 +103,14 @@ pub enum End {
     /// Its shepherd stopped it because the owner went away (or the shepherd
     /// itself was sent SIGTERM).
     OwnerGone,
+    /// The kernel's OOM killer killed it: its cgroup reached
+    /// [`memory_max`](crate::Command::memory_max).
+    OomKilled,
 }
 
 impl End {
     /// The name used in `--stats-json`: `exited`, `signalled`, `timeout`,
-    /// `idle_timeout`, `max_output`, `killed`, `owner_gone`.
+    /// `idle_timeout`, `max_output`, `killed`, `owner_gone`, `oom_killed`.
     pub fn as_str(self) -> &'static str {
         match self {
             End::Exited => "exited",
@@ -114,6 +120,7 @@ impl End {
             End::MaxOutput => "max_output",
             End::Killed => "killed",
             End::OwnerGone => "owner_gone",
+            End::OomKilled => "oom_killed",
         }
     }
 }

@@ -74,6 +74,10 @@ impl<'a> Reader<'a> {
         let len = self.u32()? as usize;
         self.take(len)
     }
+    /// Everything left (the last field of a value).
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.buf)
+    }
     pub(crate) fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }

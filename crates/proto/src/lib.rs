@@ -28,11 +28,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cgroup;
 mod codec;
 mod frame;
 mod message;
 mod spawn;
 
+pub use cgroup::{CgroupDir, CgroupKind, CgroupReport, CgroupSpec, CgroupStep, MAX_CGROUP_PATH};
 pub use frame::{encode_frame, DecodeError, Frame, FrameDecoder, MAX_FRAME_LEN};
 pub use message::{
     check_version, ExitReport, FromShepherd, SpawnStage, StopCause, Termination, ToShepherd,

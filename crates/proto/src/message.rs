@@ -2,8 +2,8 @@
 
 use crate::codec::{put_bytes, put_i32, put_u16, put_u64, put_u8, Reader};
 use crate::{
-    encode_frame, DecodeError, Frame, RlimitResource, SpawnRequest, WindowSize, MAGIC,
-    PROTOCOL_VERSION,
+    encode_frame, CgroupReport, CgroupStep, DecodeError, Frame, RlimitResource, SpawnRequest,
+    WindowSize, MAGIC, PROTOCOL_VERSION,
 };
 
 /// Messages from the library to the shepherd.
@@ -70,6 +70,19 @@ pub enum FromShepherd {
     /// A stop sequence reached a `close-stdin` step: the library closes its
     /// end of the child's stdin.
     CloseStdin,
+    /// Setting up the child's cgroup failed before the child was started
+    /// (instead of `Spawned`; nothing ran, what was created is removed).
+    CgroupFailed {
+        /// What failed.
+        step: CgroupStep,
+        /// The `errno` of the failing call.
+        errno: i32,
+        /// The file or directory it failed on.
+        path: Vec<u8>,
+    },
+    /// The cgroup's figures, read after the child exited and before its
+    /// directories were removed. Sent right before `Exited`.
+    CgroupStats(CgroupReport),
 }
 
 /// Why the shepherd ran the stop sequence, in [`ExitReport::stopped`].
@@ -133,7 +146,13 @@ pub enum SpawnStage {
     Nice,
     /// `prctl(PR_SET_NO_NEW_PRIVS)`.
     NoNewPrivs,
+    /// Writing the child into `cgroup.procs` of the request's cgroup
+    /// directory number `n` (in request order), before exec.
+    CgroupPlace(u8),
 }
+
+/// Wire values `0x50 | n` are `SpawnStage::CgroupPlace(n)`.
+const CGROUP_STAGE: u8 = 0x50;
 
 impl SpawnStage {
     /// Stable wire value.
@@ -150,6 +169,7 @@ impl SpawnStage {
             SpawnStage::Nice => 9,
             SpawnStage::NoNewPrivs => 10,
             SpawnStage::Rlimit(r) => RLIMIT_STAGE | r.to_u8(),
+            SpawnStage::CgroupPlace(n) => CGROUP_STAGE | (n & 0x0f),
         }
     }
     /// Parses a wire value.
@@ -168,6 +188,7 @@ impl SpawnStage {
             v if v & 0xf0 == RLIMIT_STAGE => SpawnStage::Rlimit(
                 RlimitResource::from_u8(v & 0x0f).ok_or(DecodeError::BadValue("spawn stage"))?,
             ),
+            v if v & 0xf0 == CGROUP_STAGE => SpawnStage::CgroupPlace(v & 0x0f),
             _ => return Err(DecodeError::BadValue("spawn stage")),
         })
     }
@@ -217,6 +238,9 @@ const FROM_SPAWN_FAILED: u8 = 0x83;
 const FROM_EXITED: u8 = 0x84;
 const FROM_ERROR: u8 = 0x85;
 const FROM_CLOSE_STDIN: u8 = 0x86;
+// Issue 13 (cgroups): 0x8D-0x8F.
+const FROM_CGROUP_FAILED: u8 = 0x8D;
+const FROM_CGROUP_STATS: u8 = 0x8E;
 
 fn hello_payload(version: u16) -> Vec<u8> {
     let mut p = MAGIC.to_vec();
@@ -358,6 +382,16 @@ impl FromShepherd {
                 FROM_ERROR
             }
             FromShepherd::CloseStdin => FROM_CLOSE_STDIN,
+            FromShepherd::CgroupFailed { step, errno, path } => {
+                put_u8(&mut p, step.to_u8());
+                put_i32(&mut p, *errno);
+                put_bytes(&mut p, path);
+                FROM_CGROUP_FAILED
+            }
+            FromShepherd::CgroupStats(report) => {
+                report.encode(&mut p);
+                FROM_CGROUP_STATS
+            }
         };
         encode_frame(out, kind, &p);
     }
@@ -404,6 +438,12 @@ impl FromShepherd {
                 message: String::from_utf8_lossy(r.bytes()?).into_owned(),
             },
             FROM_CLOSE_STDIN => FromShepherd::CloseStdin,
+            FROM_CGROUP_FAILED => FromShepherd::CgroupFailed {
+                step: CgroupStep::from_u8(r.u8()?)?,
+                errno: r.i32()?,
+                path: r.bytes()?.to_vec(),
+            },
+            FROM_CGROUP_STATS => FromShepherd::CgroupStats(CgroupReport::decode(&mut r)?),
             other => return Err(DecodeError::UnknownKind(other)),
         };
         r.finish()?;
@@ -447,6 +487,7 @@ mod stage_tests {
             SpawnStage::NoNewPrivs,
         ];
         stages.extend(RlimitResource::ALL.map(SpawnStage::Rlimit));
+        stages.extend((0..16).map(SpawnStage::CgroupPlace));
         let mut seen = std::collections::HashSet::new();
         for stage in stages {
             assert!(seen.insert(stage.to_u8()), "{stage:?} shares a wire value");
@@ -454,5 +495,29 @@ mod stage_tests {
         }
         assert!(SpawnStage::from_u8(0x20).is_err());
         assert!(SpawnStage::from_u8(0).is_err());
+    }
+
+    #[test]
+    fn cgroup_messages_round_trip() {
+        for msg in [
+            FromShepherd::CgroupFailed {
+                step: CgroupStep::Limit,
+                errno: 13,
+                path: b"/sys/fs/cgroup/x/memory.max".to_vec(),
+            },
+            FromShepherd::CgroupStats(CgroupReport {
+                memory_peak: Some(4096),
+                oom_kills: Some(1),
+                ..CgroupReport::default()
+            }),
+            FromShepherd::CgroupStats(CgroupReport::default()),
+        ] {
+            let mut out = Vec::new();
+            msg.encode(&mut out);
+            let mut d = crate::FrameDecoder::new();
+            d.push(&out);
+            let frame = d.next_frame().unwrap().unwrap();
+            assert_eq!(FromShepherd::decode(&frame), Ok(msg));
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! that meets a tag it does not know refuses the request with a clear error
 //! instead of silently ignoring an isolation setting.
 
+use crate::cgroup::{self, CgroupSpec};
 use crate::codec::{put_bytes, put_i32, put_u16, put_u32, put_u64, put_u8, Reader};
 use crate::DecodeError;
 
@@ -245,6 +246,9 @@ pub struct SpawnRequest {
     pub no_new_privs: bool,
     /// The child's nice value (absolute, -20 to 19).
     pub nice: Option<i32>,
+    /// The child's cgroup (tags 50-53): created, limited and joined before
+    /// exec, killed and removed at the end.
+    pub cgroup: Option<CgroupSpec>,
 }
 
 const TAG_PROGRAM: u8 = 1;
@@ -298,6 +302,7 @@ impl SpawnRequest {
             rlimits: Vec::new(),
             no_new_privs: false,
             nice: None,
+            cgroup: None,
             timeout_ms: None,
             stop_sequence: Vec::new(),
         }
@@ -409,6 +414,9 @@ impl SpawnRequest {
             let mut v = Vec::with_capacity(4);
             put_i32(&mut v, nice);
             field(&mut out, TAG_NICE, &v);
+        }
+        if let Some(spec) = &self.cgroup {
+            cgroup::encode(spec, &mut out);
         }
         out
     }
@@ -527,12 +535,19 @@ impl SpawnRequest {
                     }
                     req.nice = Some(nice);
                 }
-                other => return Err(DecodeError::UnknownField(other)),
+                other => {
+                    if !cgroup::decode_field(&mut req.cgroup, other, &mut v)? {
+                        return Err(DecodeError::UnknownField(other));
+                    }
+                }
             }
             v.finish()?;
         }
         if !have_program {
             return Err(DecodeError::BadValue("program (missing)"));
+        }
+        if let Some(spec) = &req.cgroup {
+            cgroup::check(spec)?;
         }
         Ok(req)
     }
@@ -611,6 +626,7 @@ mod tests {
             ],
             no_new_privs: true,
             nice: Some(-20),
+            cgroup: None,
         };
         assert_eq!(SpawnRequest::decode(&req.encode()).unwrap(), req);
         let mut empty = req.clone();

@@ -104,7 +104,17 @@ fn make_pipes(req: &SpawnRequest) -> io::Result<([Option<OwnedFd>; 3], Vec<Owned
 }
 
 /// Starts the child described by `req`; returns once it has exec'd.
+#[cfg(test)]
 pub(crate) fn start(req: &SpawnRequest) -> Result<Started, StartError> {
+    start_in(req, &[])
+}
+
+/// [`start`], the child joining the cgroups of `cgroup_procs` (their
+/// `cgroup.procs` files) before anything else.
+pub(crate) fn start_in(
+    req: &SpawnRequest,
+    cgroup_procs: &[OwnedFd],
+) -> Result<Started, StartError> {
     let candidates = exec_candidates(req)?;
     let argv0 = cstring(req.arg0.as_deref().unwrap_or(&req.program))?;
     let mut argv = vec![argv0];
@@ -128,6 +138,7 @@ pub(crate) fn start(req: &SpawnRequest) -> Result<Started, StartError> {
         // A `Pipe` always has its end.
         (None, StdioMode::Inherit | StdioMode::Pipe) => sys::Stdio::Inherit,
     });
+    let cgroup_procs: Vec<_> = cgroup_procs.iter().map(|fd| fd.as_fd()).collect();
     let pid = sys::spawn(&sys::Exec {
         stdio,
         cwd: cwd.as_deref(),
@@ -136,6 +147,7 @@ pub(crate) fn start(req: &SpawnRequest) -> Result<Started, StartError> {
         envp: &envp,
         restore_default: SHEPHERD_IGNORES,
         harden: hardening.borrow(),
+        cgroup_procs: &cgroup_procs,
     })?;
     // Also set the group here, so a signal sent right after cannot miss the
     // child; EACCES (already exec'd) means the child did it.

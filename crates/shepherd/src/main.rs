@@ -23,6 +23,7 @@ compile_error!(
      PR_SET_PDEATHSIG, /proc and clone(CLONE_VM | CLONE_VFORK)"
 );
 
+mod cgroup;
 mod child;
 mod control;
 #[allow(unsafe_code)]
@@ -101,14 +102,39 @@ fn run() -> io::Result<()> {
             "PTY mode is not supported by this shepherd yet".into(),
         );
     }
-    let started = match child::start(&req) {
+    let mut cgroup = match &req.cgroup {
+        None => None,
+        Some(_) if !req.kill_leftovers => {
+            return refuse(
+                &mut control,
+                "a cgroup cannot be combined with keeping leftovers: it would outlive the command"
+                    .into(),
+            );
+        }
+        Some(spec) => match cgroup::Cgroup::setup(spec) {
+            Ok(c) => Some(c),
+            Err((step, errno, path)) => {
+                control.queue(&FromShepherd::CgroupFailed { step, errno, path });
+                let _ = control.flush(&[]);
+                return Ok(());
+            }
+        },
+    };
+    let procs = cgroup.as_ref().map_or(&[][..], |c| c.procs());
+    let started = match child::start_in(&req, procs) {
         Ok(s) => s,
         Err((stage, errno)) => {
             control.queue(&FromShepherd::SpawnFailed { stage, errno });
             let _ = control.flush(&[]);
+            if let Some(c) = &mut cgroup {
+                c.teardown(|| {});
+            }
             return Ok(());
         }
     };
+    if let Some(c) = &mut cgroup {
+        c.close_procs();
+    }
     let now = Instant::now();
     let outputs = [req.stdout, req.stderr]
         .iter()
@@ -131,6 +157,7 @@ fn run() -> io::Result<()> {
         kill_leftovers: req.kill_leftovers,
         terminated: Vec::new(),
         spare: Vec::new(),
+        cgroup,
     };
     // `start` returns once the child has exec'd: hand over its pipes now.
     shepherd.send_spawned(started.library_fds, outputs);
@@ -214,6 +241,21 @@ struct Shepherd {
     /// it shuts down never dies of SIGPIPE, and once the owner is gone we
     /// drain them until end of file. Closed early on `ReleaseOutput`.
     spare: Vec<(u8, OwnedFd)>,
+    /// The child's cgroup: its members are signalled with the tree, killed
+    /// at the end, and its directories removed when the shepherd is done
+    /// (in `Drop`, after the exit report went out).
+    cgroup: Option<cgroup::Cgroup>,
+}
+
+impl Drop for Shepherd {
+    fn drop(&mut self) {
+        if let Some(mut cgroup) = self.cgroup.take() {
+            let pid = self.pid;
+            cgroup.teardown(|| {
+                let _ = tree::reap_ready(pid);
+            });
+        }
+    }
 }
 
 impl Shepherd {
@@ -451,7 +493,16 @@ impl Shepherd {
     fn signal_tree(&mut self, signal: i32) {
         // One snapshot, so that a child adopted meanwhile is not recorded
         // as signalled without having been.
-        let children = tree::children();
+        let mut children = tree::children();
+        // Members of the cgroup that are neither in the group nor our
+        // children (a `setsid` daemon whose parent still lives).
+        if let Some(cgroup) = &self.cgroup {
+            for pid in cgroup.members() {
+                if !children.contains(&pid) {
+                    children.push(pid);
+                }
+            }
+        }
         if let Some(sig) = signal_from_raw(signal) {
             tree::signal_group_and(self.pid, &children, sig);
         }
@@ -480,6 +531,9 @@ impl Shepherd {
     }
 
     fn finish_by_sigkill(&mut self) -> io::Result<()> {
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill_all();
+        }
         if let Some(report) = tree::kill_and_reap_all(self.pid, self.pid) {
             self.record_exit(report);
         }
@@ -493,6 +547,12 @@ impl Shepherd {
 
     fn send_exit(&mut self) {
         if let Some(report) = self.exit {
+            // Read now, before anything is killed or removed; one write
+            // with the exit report.
+            if let Some(cgroup) = &self.cgroup {
+                self.control
+                    .queue(&FromShepherd::CgroupStats(cgroup.report()));
+            }
             self.control.queue(&FromShepherd::Exited(report));
             if self.control.flush(&[]).is_err() {
                 self.owner_gone = true;

@@ -311,6 +311,10 @@ pub(crate) struct Exec<'a> {
     pub(crate) restore_default: &'a [c_int],
     /// Identity and limits, applied in the child before exec.
     pub(crate) harden: Harden<'a>,
+    /// `cgroup.procs` of each of the child's cgroup directories: the child
+    /// writes itself (`0`) into each, first thing, so it never runs a
+    /// single instruction of the program outside them.
+    pub(crate) cgroup_procs: &'a [BorrowedFd<'a>],
 }
 
 /// What the child changes about itself before exec: limits and the nice
@@ -443,6 +447,12 @@ fn child_exec(
     parent: Pid,
 ) -> SpawnError {
     let setup = |e: Errno| (SpawnStage::Setup, e.raw_os_error());
+    // "0" is the writing process, in v1 and v2 alike: nothing to format.
+    for (i, procs) in (0u8..).zip(exec.cgroup_procs) {
+        if let Err(e) = rustix::io::retry_on_intr(|| rustix::io::write(procs, b"0")) {
+            return (SpawnStage::CgroupPlace(i), e.raw_os_error());
+        }
+    }
     if let Err(e) = child_stdio(exec) {
         return setup(e);
     }

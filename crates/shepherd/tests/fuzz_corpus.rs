@@ -122,6 +122,7 @@ fn full_request() -> SpawnRequest {
         }],
         no_new_privs: true,
         nice: Some(5),
+        cgroup: None,
     }
 }
 
