@@ -1095,10 +1095,7 @@ impl Command {
     ) -> impl Future<Output = Result<Process, Error>> + Send + 'static {
         let started = Instant::now();
         let timeout = self.timeout;
-        let prepared = self.spawn_request(stdin).and_then(|mut req| {
-            let plan = self.cgroup_plan(&mut req)?;
-            Ok((req, plan, self.program.clone(), self.cwd.clone()))
-        });
+        let prepared = self.launch_parts(stdin);
         async move {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(Error::NoRuntime);
@@ -1247,17 +1244,25 @@ impl Command {
         Ok(())
     }
 
-    /// What [`launch::launch`] takes, for [`crate::raw::spawn`]: the
-    /// checked request, the program and the cwd as given.
+    /// What [`launch::launch`] takes, for [`Self::launch`] and
+    /// [`crate::raw::spawn`] alike: the checked request, the cgroup plan,
+    /// the program and the cwd as given.
+    #[allow(clippy::type_complexity)]
     pub(crate) fn launch_parts(
         &self,
         stdin: StdioMode,
-    ) -> Result<(SpawnRequest, OsString, Option<PathBuf>), Error> {
-        Ok((
-            self.spawn_request(stdin)?,
-            self.program.clone(),
-            self.cwd.clone(),
-        ))
+    ) -> Result<
+        (
+            SpawnRequest,
+            Option<std::sync::Arc<crate::cgroup::Plan>>,
+            OsString,
+            Option<PathBuf>,
+        ),
+        Error,
+    > {
+        let mut req = self.spawn_request(stdin)?;
+        let plan = self.cgroup_plan(&mut req)?;
+        Ok((req, plan, self.program.clone(), self.cwd.clone()))
     }
 
     /// The child's complete environment as `KEY=VALUE` entries.

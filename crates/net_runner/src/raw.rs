@@ -157,12 +157,12 @@ pub fn spawn(
     // the command's input is.
     let prepared = command.launch_parts(stdin);
     async move {
-        let (req, program, cwd) = prepared?;
+        let (req, plan, program, cwd) = prepared?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::NoRuntime);
         }
         let modes = [req.stdin, req.stdout, req.stderr];
-        let launched = launch::launch(req, program, cwd).await?;
+        let launched = launch::launch(req, program, cwd, plan).await?;
         let shepherd = Shepherd(launched.shepherd_pid);
         let (control, frames, _unclaimed) = launched.control.into_raw_parts();
         let mut fds = launched.fds.into_iter();
