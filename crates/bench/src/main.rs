@@ -15,6 +15,7 @@ mod alloc;
 mod concurrency;
 mod footprint;
 mod harness;
+mod pty;
 mod report;
 mod roundtrip;
 mod spawn;
@@ -34,10 +35,11 @@ static ALLOC: alloc::Counting = alloc::Counting;
 /// Read buffer of every "reused buffer" contender: net_runner's chunk size.
 pub const BUF: usize = 128 * 1024;
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "spawn",
     "stdout",
     "stdout_dd",
+    "pty",
     "roundtrip",
     "concurrency",
     "footprint",
@@ -219,10 +221,11 @@ fn real_main() -> Res<()> {
 
     // Before anything else touches net_runner.
     let cold = spawn::cold(&ctx)?;
-    let steps: [(&str, Section); 6] = [
+    let steps: [(&str, Section); 7] = [
         ("spawn", |c, r, cold| spawn::run(c, r, cold)),
         ("stdout", |c, r, _| stdout::run(c, r)),
         ("stdout_dd", |c, r, _| stdout::run_fast_producer(c, r)),
+        ("pty", |c, r, _| pty::run(c, r)),
         ("roundtrip", |c, r, _| roundtrip::run(c, r)),
         ("concurrency", |c, r, _| concurrency::run(c, r)),
         ("footprint", |c, r, _| footprint::run(c, r)),

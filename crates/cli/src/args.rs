@@ -68,6 +68,7 @@ Examples:
   netrunner run --input data.bin --max-output 1048576 -- ./filter > out.bin
   netrunner run --clear-env --env PATH=/usr/bin --cwd /tmp -- env
   netrunner run --stats-json stats.json -- sha256sum big.iso
+  netrunner run --pty --input - -- bash       (interactive, like ssh -t)
   netrunner run --uid 65534 --gid 65534 --rlimit NOFILE=1024 --rlimit CORE=0 \\
       --umask 077 --no-new-privs --nice 10 -- ./untrusted";
 
@@ -501,6 +502,23 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
 
+    /// Run the program on a pseudo-terminal (its stdin, stdout and stderr
+    /// are a terminal; its output comes back as the terminal shows it, with
+    /// "\r\n" line ends and input echoed). End of --input is delivered as
+    /// end of file through the terminal (^D). With --input - and a terminal
+    /// on netrunner's stdin, the run is interactive, like 'ssh -t': the
+    /// terminal goes into raw mode (restored at exit), keys such as Ctrl-C
+    /// reach the program as characters, and the program's terminal follows
+    /// netrunner's size.
+    #[arg(long)]
+    pub pty: bool,
+
+    /// The program's terminal size with --pty (default: netrunner's
+    /// terminal's size, or 24x80). Interactive runs keep this size instead
+    /// of following netrunner's terminal.
+    #[arg(long, value_name = "ROWSxCOLS", requires = "pty", value_parser = crate::pty_mode::parse_size)]
+    pub pty_size: Option<(u16, u16)>,
+
     /// The program to run and its arguments
     #[arg(
         value_name = "PROGRAM",
@@ -596,6 +614,10 @@ impl RunArgs {
             cmd.stop_sequence(net_runner::StopSequence::new().signal_then_kill_timeout(sig));
         }
         self.apply_cgroup(&mut cmd);
+        if self.pty {
+            let (rows, cols) = crate::pty_mode::initial_size(self);
+            cmd.pty(rows, cols);
+        }
         cmd
     }
 

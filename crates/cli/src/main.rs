@@ -14,6 +14,7 @@
 mod args;
 mod duration;
 mod exit;
+mod pty_mode;
 mod runner;
 mod stats_json;
 mod stop;

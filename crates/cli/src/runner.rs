@@ -103,6 +103,9 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
         .await
         .map_err(|e| Exit::from_error(&e))?;
     let handle = stream.handle();
+    // --pty with a terminal of ours: raw mode until this returns.
+    let _terminal = crate::pty_mode::attach(args, &handle)
+        .map_err(|e| Exit::failure(exit::FAILURE, format!("cannot set up the terminal: {e}")))?;
     // Once the timeout and the whole stop sequence have passed (the
     // program's shutdown output is still copied until then), output that
     // cannot be written (a reader that stopped reading) no longer holds

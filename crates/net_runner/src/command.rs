@@ -17,7 +17,7 @@ use crate::input::Input;
 use crate::pump::{Pump, PumpLimits};
 use crate::stop::StopSequence;
 use crate::{
-    launch, Chunk, Error, ExitStatus, Output, Process, ProcessStream, Resource, TaggedStream,
+    launch, Chunk, Error, ExitStatus, Output, Process, ProcessStream, Pty, Resource, TaggedStream,
 };
 
 /// Where the child's stderr goes.
@@ -120,6 +120,8 @@ pub struct Command {
     nice: Option<i32>,
     limits: Limits,
     cgroup: crate::cgroup::Config,
+    /// PTY mode (issue 12).
+    pty: Option<Pty>,
 }
 
 /// The stopping settings (stop sequence, idle timeout, leftover bound),
@@ -195,6 +197,7 @@ impl Command {
             nice: None,
             limits: Limits::default(),
             cgroup: crate::cgroup::Config::default(),
+            pty: None,
         }
     }
 
@@ -1102,8 +1105,9 @@ impl Command {
             }
             let (req, plan, program, cwd) = prepared?;
             let modes = [req.stdin, req.stdout, req.stderr];
+            let pty = req.pty.is_some();
             let launched = launch::launch(req, program, cwd, plan).await?;
-            Process::from_launched(launched, modes, started, limit, timeout)
+            Process::from_launched(launched, modes, pty, started, limit, timeout)
         }
     }
 
@@ -1163,6 +1167,13 @@ impl Command {
             req.stop_sequence = stop.to_wire(self.kill_timeout);
         }
         self.hardening(&mut req)?;
+        if let Some(pty) = &self.pty {
+            req.pty = Some(pty.checked_size()?);
+            req.pty_raw = pty.is_raw();
+            // The slave is all three; the modes say what the library gets.
+            (req.stdin, req.stdout, req.stderr) =
+                (StdioMode::Pipe, StdioMode::Pipe, StdioMode::ToStdout);
+        }
         Ok(req)
     }
 
@@ -1301,5 +1312,74 @@ impl Command {
                 entry
             })
             .collect())
+    }
+}
+
+/// PTY mode.
+impl Command {
+    /// Runs the program on a pseudo-terminal of `rows` × `cols` (cooked, as a
+    /// shell's): the program gets a new session with the terminal as its
+    /// controlling terminal and as stdin, stdout and stderr, so `isatty` is
+    /// true, it sees a size, and ^C typed into it is SIGINT.
+    ///
+    /// Reads, streams and `run` return what the terminal shows (stdout and
+    /// stderr together, `\n` as `\r\n`, the input echoed); a
+    /// [`Stderr`] mode does not apply. Writes are keystrokes; closing stdin
+    /// sends end of file through the line discipline (see
+    /// [`Process::close_stdin`]); without [`input`](Self::input), `run` and
+    /// the streams close it at once. Nothing the program writes is lost, even
+    /// when it exits at once and the caller reads late. Resize a running one
+    /// with [`Process::set_window_size`]. Signals, timeouts, stop
+    /// sequences, `max_output`, stats, owner death and drop work as with
+    /// pipes: the whole session is stopped.
+    ///
+    /// A size of 0 or more than [`Pty::MAX_SIZE`] rows or columns is
+    /// [`Error::InvalidOption`] when the command runs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use net_runner::Command;
+    /// let out = Command::new("sh")
+    ///     .args(["-c", "test -t 0 && test -t 1 && stty size"])
+    ///     .pty(24, 80)
+    ///     .run()
+    ///     .await?;
+    /// assert_eq!(out.stdout, b"24 80\r\n");
+    ///
+    /// let out = Command::new("wc").arg("-c").pty(24, 80).input("abc").run().await?;
+    /// assert!(out.stdout.ends_with(b"3\r\n")); // after the echoed "abc"
+    /// # Ok(()) }
+    /// ```
+    pub fn pty(&mut self, rows: u16, cols: u16) -> &mut Self {
+        self.pty_with(Pty::new(rows, cols))
+    }
+
+    /// PTY mode with options ([`Pty`]: size, raw mode); see [`pty`](Self::pty).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use net_runner::{Command, Pty};
+    /// let out = Command::new("stty").arg("-a").pty_with(Pty::new(24, 80).raw(true)).run().await?;
+    /// let modes = String::from_utf8_lossy(&out.stdout);
+    /// assert!(modes.contains("-icanon") && modes.contains("-echo "));
+    /// # Ok(()) }
+    /// ```
+    pub fn pty_with(&mut self, pty: Pty) -> &mut Self {
+        self.pty = Some(pty);
+        self
+    }
+
+    /// The PTY options, if [`pty`](Self::pty) was set.
+    ///
+    /// ```
+    /// let mut cmd = net_runner::Command::new("sh");
+    /// assert_eq!(cmd.get_pty(), None);
+    /// cmd.pty(24, 80);
+    /// assert_eq!(cmd.get_pty().map(|p| p.size()), Some((24, 80)));
+    /// ```
+    pub fn get_pty(&self) -> Option<Pty> {
+        self.pty
     }
 }

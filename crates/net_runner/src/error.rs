@@ -170,6 +170,19 @@ pub enum Error {
     /// [`Command::run_blocking`](crate::Command::run_blocking) there.
     #[error("net_runner needs a tokio runtime (with I/O and time enabled); without one, use run_blocking")]
     NoRuntime,
+    /// A terminal operation ([`Process::set_window_size`](crate::Process::set_window_size))
+    /// on a process that does not run on a pseudo-terminal
+    /// ([`Command::pty`](crate::Command::pty)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let p = net_runner::Command::new("sleep").arg("1").spawn().await?;
+    /// assert!(matches!(p.set_window_size(24, 80), Err(net_runner::Error::NotATerminal)));
+    /// # Ok(()) }
+    /// ```
+    #[error("the process does not run on a terminal (see Command::pty)")]
+    NotATerminal,
     /// A signal name or number that is not a known POSIX signal.
     #[error("unknown signal {0:?}")]
     InvalidSignal(String),
@@ -353,7 +366,7 @@ impl std::fmt::Display for SpawnStage {
             SpawnStage::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
             SpawnStage::StartShepherd => "starting the shepherd",
             SpawnStage::ControlSocket => "control socket",
-            SpawnStage::Pipes => "creating pipes",
+            SpawnStage::Pipes => "creating pipes or the PTY",
             SpawnStage::Fork => "fork",
             SpawnStage::Chdir => "chdir",
             SpawnStage::ChildSetup => "child setup",

@@ -41,7 +41,8 @@ impl fmt::Debug for Input {
     }
 }
 
-/// Writes all of `input` to stdin, then closes it. A child that stops
+/// Writes all of `input` to stdin, then closes it (on a terminal: end of
+/// file through the line discipline). A child that stops
 /// reading (closes stdin or exits) is not an error.
 pub(crate) async fn feed(mut stdin: ChildStdin, input: Input) -> io::Result<()> {
     let result = async {
@@ -66,6 +67,11 @@ pub(crate) async fn feed(mut stdin: ChildStdin, input: Input) -> io::Result<()> 
         }
     }
     .await;
+    // On a terminal, end of file is characters to write: wait for room.
+    let result = match result {
+        Ok(()) => stdin.close().await,
+        Err(e) => Err(e),
+    };
     match result {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other,

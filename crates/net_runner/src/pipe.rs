@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use net_runner_proto::ToShepherd;
 
 use crate::control;
+use crate::pty::LineState;
 use crate::stats::{Counters, STOP_MAX_OUTPUT};
 use crate::{sys, Error};
 
@@ -54,6 +55,8 @@ struct PipeReader {
     delivered: u64,
     /// The limit was exceeded: reads fail with the typed error.
     exceeded: bool,
+    /// A PTY master: `EIO` (the slave side is gone) is end of file.
+    pty: bool,
 }
 
 impl PipeReader {
@@ -71,6 +74,7 @@ impl PipeReader {
             link,
             delivered: 0,
             exceeded: false,
+            pty: false,
         })
     }
 
@@ -162,6 +166,11 @@ impl PipeReader {
                     }
                     return Poll::Ready(Ok(n));
                 }
+                // The last holder of the slave is gone; everything written
+                // before was read first (the kernel drains, then says EIO).
+                Ok(Err(e)) if self.pty && e.raw_os_error() == Some(libc::EIO) => {
+                    return Poll::Ready(Ok(0))
+                }
                 Ok(Err(e)) => return Poll::Ready(Err(e)),
                 Err(_would_block) => continue,
             }
@@ -188,7 +197,8 @@ impl Drop for PipeReader {
     /// `Process` (or the channel gone), nothing is sent: the shepherd then
     /// drains the pipe itself while the child stops.
     fn drop(&mut self) {
-        if self.exceeded {
+        // A PTY's shepherd keeps no spare end to release.
+        if self.exceeded || self.pty {
             return;
         }
         if let Some(fd) = self.link.control.upgrade() {
@@ -297,8 +307,28 @@ reader!(
     "The read end of the child's stderr."
 );
 
+impl ChildStdout {
+    /// The reader of a PTY master (PTY mode: the terminal's output).
+    pub(crate) fn new_pty(
+        master: OwnedFd,
+        counters: Arc<Counters>,
+        link: ReaderLink,
+    ) -> io::Result<Self> {
+        let mut reader = PipeReader::new(master, counters, Source::Stdout, link)?;
+        reader.pty = true;
+        Ok(ChildStdout(reader))
+    }
+}
+
 /// The write end of the child's stdin. Dropping it closes the child's stdin
 /// (the child reads end of file).
+///
+/// In PTY mode it writes to the terminal's master, and closing it (drop,
+/// [`Process::close_stdin`](crate::Process::close_stdin), the end of an
+/// [`input`](crate::Command::input)) sends the terminal's end-of-file
+/// character (VEOF, ^D) through the line discipline: once at the start of a
+/// line, twice after a partial one (the first ends the line), judged by the
+/// last byte written here. The terminal itself stays open for the output.
 ///
 /// Implements tokio's [`AsyncWrite`]; `shutdown` is a no-op, drop closes.
 /// When the process's stop sequence reaches `close-stdin`, the next write
@@ -318,6 +348,9 @@ reader!(
 pub struct ChildStdin {
     fd: Option<AsyncFd<OwnedFd>>,
     counters: Arc<Counters>,
+    /// PTY mode: a copy of the master, and whether the last byte written
+    /// ended a line (for end of file).
+    pty: Option<LineState>,
 }
 
 impl ChildStdin {
@@ -325,7 +358,42 @@ impl ChildStdin {
         Ok(ChildStdin {
             fd: Some(sys::register(fd, Interest::WRITABLE)?),
             counters,
+            pty: None,
         })
+    }
+
+    /// The writer of a PTY master (`master` is a copy of the library's).
+    pub(crate) fn new_pty(master: OwnedFd, counters: Arc<Counters>) -> io::Result<Self> {
+        let mut stdin = ChildStdin::new(master, counters)?;
+        stdin.pty = Some(LineState::default());
+        Ok(stdin)
+    }
+
+    /// Closes stdin, waiting for room in the terminal to deliver end of
+    /// file (PTY mode); for a pipe, the same as dropping it.
+    pub(crate) async fn close(mut self) -> io::Result<()> {
+        let (Some(line), Some(fd)) = (self.pty, self.fd.take()) else {
+            return Ok(());
+        };
+        write_eof(fd, line).await
+    }
+
+    /// Closes at once, from a synchronous context: in PTY mode end of file
+    /// is written now if the terminal has room, else by a task that waits
+    /// for it (it ends when the terminal does).
+    fn close_now(&mut self) {
+        let Some(fd) = self.fd.take() else { return };
+        let Some(line) = self.pty else { return };
+        let eof = match line.eof_bytes(fd.get_ref()) {
+            Ok(eof) => eof,
+            Err(_) => return, // the terminal is gone: nothing to end
+        };
+        match sys::write(fd.get_ref(), &eof) {
+            Ok(n) if n == eof.len() => {}
+            Ok(n) => spawn_eof_writer(fd, eof[n..].to_vec()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => spawn_eof_writer(fd, eof),
+            Err(_) => {}
+        }
     }
 
     /// Writes all of `data`, waiting while the pipe is full. A child that
@@ -361,7 +429,7 @@ impl ChildStdin {
 
     fn poll_write_raw(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         if self.counters.close_stdin.load(Relaxed) {
-            self.fd = None;
+            self.close_now();
         }
         let Some(fd) = &self.fd else {
             return Poll::Ready(Err(io::Error::new(
@@ -375,12 +443,63 @@ impl ChildStdin {
                 Ok(Ok(n)) => {
                     self.counters.bytes_in.fetch_add(n as u64, Relaxed);
                     self.counters.writes.fetch_add(1, Relaxed);
+                    if let Some(line) = &mut self.pty {
+                        line.wrote(&data[..n]);
+                    }
                     return Poll::Ready(Ok(n));
+                }
+                // The terminal's slave side is gone: like a closed pipe.
+                Ok(Err(e)) if self.pty.is_some() && e.raw_os_error() == Some(libc::EIO) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "the terminal was closed by the program",
+                    )))
                 }
                 Ok(Err(e)) => return Poll::Ready(Err(e)),
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+impl Drop for ChildStdin {
+    fn drop(&mut self) {
+        self.close_now();
+    }
+}
+
+/// Writes the end-of-file bytes for a PTY's stdin (see [`LineState`]).
+async fn write_eof(fd: AsyncFd<OwnedFd>, line: LineState) -> io::Result<()> {
+    let eof = match line.eof_bytes(fd.get_ref()) {
+        Ok(eof) => eof,
+        Err(_) => return Ok(()),
+    };
+    write_rest(fd, eof).await
+}
+
+async fn write_rest(fd: AsyncFd<OwnedFd>, mut rest: Vec<u8>) -> io::Result<()> {
+    while !rest.is_empty() {
+        let mut guard = fd.writable().await?;
+        match guard.try_io(|fd| retry_eintr(|| sys::write(fd.get_ref(), &rest))) {
+            Ok(Ok(n)) => {
+                rest.drain(..n);
+            }
+            // The slave side is gone: nobody is left to read the end.
+            Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Finishes writing end of file when the terminal has room again; the
+/// write fails (and the task ends) once the terminal is gone.
+fn spawn_eof_writer(fd: AsyncFd<OwnedFd>, rest: Vec<u8>) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let _ = write_rest(fd, rest).await;
+        });
     }
 }
 

@@ -51,6 +51,9 @@ pub struct Process {
     started: Instant,
     /// The overall timeout (enforced by the shepherd), for `Error::Timeout`.
     timeout: Option<Duration>,
+    /// PTY mode: a copy of the terminal's master, for resizing (handles
+    /// hold a weak reference).
+    pty_master: Option<Arc<OwnedFd>>,
 }
 
 /// What [`Process::watch`] saw.
@@ -111,6 +114,8 @@ pub struct ProcessHandle {
     pid: libc::pid_t,
     control: Weak<OwnedFd>,
     counters: Arc<Counters>,
+    /// PTY mode: the process's copy of the master.
+    pty_master: Option<Weak<OwnedFd>>,
 }
 
 impl ProcessHandle {
@@ -155,6 +160,41 @@ impl ProcessHandle {
         }
     }
 
+    /// Resizes the process's terminal (PTY mode), as
+    /// [`Process::set_window_size`]; also for a stream, whose process is
+    /// not at hand. `Ok(())` once the process is dropped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut s = net_runner::Command::new("sh")
+    ///     .args(["-c", "read go; stty size"])
+    ///     .pty(24, 80)
+    ///     .input("go\n")
+    ///     .stream()
+    ///     .await?;
+    /// s.handle().set_window_size(30, 100)?;
+    /// let mut out = Vec::new();
+    /// while let Some(chunk) = s.next_chunk().await? {
+    ///     out.extend_from_slice(&chunk);
+    /// }
+    /// assert!(out.ends_with(b"30 100\r\n"));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Process::set_window_size`].
+    pub fn set_window_size(&self, rows: u16, cols: u16) -> Result<(), Error> {
+        match &self.pty_master {
+            Some(master) => match master.upgrade() {
+                Some(master) => crate::pty::set_size(&*master, rows, cols),
+                None => crate::pty::check_size(rows, cols).map(drop),
+            },
+            None => Err(Error::NotATerminal),
+        }
+    }
+
     /// Graceful stop: runs the command's stop sequence (by default SIGTERM
     /// to the group, SIGKILL after the kill timeout).
     ///
@@ -187,10 +227,12 @@ fn send_ignoring_gone(fd: &OwnedFd, msg: &ToShepherd) -> Result<(), Error> {
 
 impl Process {
     /// Wraps a launched child; `fds` are in stdin, stdout, stderr order,
-    /// present for each stream that `modes` says is piped.
+    /// present for each stream that `modes` says is piped; in PTY mode
+    /// (`pty`), the master alone.
     pub(crate) fn from_launched(
         launched: Launched,
         modes: [StdioMode; 3],
+        pty: bool,
         started: Instant,
         limit: Option<u64>,
         timeout: Option<Duration>,
@@ -204,8 +246,13 @@ impl Process {
         } = launched;
         let counters = Arc::new(Counters::default());
         let mut fds = fds.into_iter();
-        let mut next = |mode: StdioMode| (mode == StdioMode::Pipe).then(|| fds.next()).flatten();
-        let (stdin_fd, stdout_fd, stderr_fd) = (next(modes[0]), next(modes[1]), next(modes[2]));
+        let (mut stdin_fd, mut stdout_fd, mut stderr_fd) = (None, None, None);
+        if !pty {
+            let mut next =
+                |mode: StdioMode| (mode == StdioMode::Pipe).then(|| fds.next()).flatten();
+            (stdin_fd, stdout_fd, stderr_fd) = (next(modes[0]), next(modes[1]), next(modes[2]));
+        }
+        let master = if pty { fds.next() } else { None };
         let mut process = Process {
             link: Link {
                 pid: child_pid,
@@ -232,6 +279,7 @@ impl Process {
             counters: counters.clone(),
             started,
             timeout,
+            pty_master: None,
         };
         let link = ReaderLink {
             control: process.link.control.weak(),
@@ -245,8 +293,20 @@ impl Process {
             .map(|fd| ChildStdout::new(fd, counters.clone(), link.clone()))
             .transpose()?;
         process.stderr = stderr_fd
-            .map(|fd| ChildStderr::new(fd, counters.clone(), link))
+            .map(|fd| ChildStderr::new(fd, counters.clone(), link.clone()))
             .transpose()?;
+        if let Some(master) = master {
+            // One master, three descriptors: the reader's, the writer's
+            // (dropped on close_stdin), and ours for resizing.
+            let writer = sys::dup(&master)?;
+            process.pty_master = Some(Arc::new(sys::dup(&master)?));
+            process.stdin = Some(ChildStdin::new_pty(writer, counters.clone())?);
+            process.stdout = Some(ChildStdout::new_pty(master, counters, link)?);
+        } else if pty {
+            return Err(Error::Shepherd(crate::ShepherdError::Protocol(
+                "PTY mode: no master descriptor in Spawned".into(),
+            )));
+        }
         Ok(process)
     }
 
@@ -293,6 +353,7 @@ impl Process {
             pid: self.link.pid,
             control: self.link.control.weak(),
             counters: self.counters.clone(),
+            pty_master: self.pty_master.as_ref().map(Arc::downgrade),
         }
     }
 
@@ -328,6 +389,12 @@ impl Process {
     }
 
     /// Closes the child's stdin; it reads end of file. Idempotent.
+    ///
+    /// In PTY mode the terminal stays open (it is also the output) and end
+    /// of file goes through its line discipline: the VEOF character (^D),
+    /// twice when the last byte written was not a newline, so `cat`, `wc`,
+    /// `sort` finish as on a pipe. In raw mode the kernel has no end of
+    /// file: one VEOF is sent, as a user would type it.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -406,6 +473,53 @@ impl Process {
             None if self.stderr_taken => Err(Error::StreamTaken { stream: "stderr" }),
             None => Ok(None),
         }
+    }
+
+    /// Resizes the terminal (PTY mode): sets the size on the master, and the
+    /// kernel sends SIGWINCH to the terminal's foreground process group.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let mut p = net_runner::Command::new("sh")
+    ///     .args(["-c", "read go; stty size"])
+    ///     .pty(24, 80)
+    ///     .spawn()
+    ///     .await?;
+    /// p.set_window_size(50, 132)?;
+    /// p.write(b"go\n").await?;
+    /// let mut out = Vec::new();
+    /// while let Some(chunk) = p.read().await? {
+    ///     out.extend_from_slice(&chunk);
+    /// }
+    /// assert!(String::from_utf8_lossy(&out).ends_with("50 132\r\n"));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotATerminal`] when the process does not run in PTY mode;
+    /// [`Error::InvalidOption`] for a size with 0 or more than
+    /// [`Pty::MAX_SIZE`](crate::Pty::MAX_SIZE) rows or columns.
+    pub fn set_window_size(&self, rows: u16, cols: u16) -> Result<(), Error> {
+        match &self.pty_master {
+            Some(master) => crate::pty::set_size(master, rows, cols),
+            None => Err(Error::NotATerminal),
+        }
+    }
+
+    /// Whether the process runs on a pseudo-terminal
+    /// ([`Command::pty`](crate::Command::pty)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// let p = net_runner::Command::new("true").pty(24, 80).spawn().await?;
+    /// assert!(p.is_pty());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_pty(&self) -> bool {
+        self.pty_master.is_some()
     }
 
     /// Takes the stdin writer (tokio `AsyncWrite`), e.g. to use it in another task.

@@ -49,6 +49,12 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((at_least(a, FIRST_FREE_FD)?, at_least(b, FIRST_FREE_FD)?))
 }
 
+/// A close-on-exec duplicate, above stdio (a PTY master's second and
+/// third descriptor).
+pub(crate) fn dup(fd: impl AsFd) -> io::Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, FIRST_FREE_FD)?)
+}
+
 pub(crate) fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
     Ok(rustix::io::ioctl_fionbio(fd, true)?)
 }

@@ -25,7 +25,9 @@ pub enum ToShepherd {
     },
     /// SIGTERM the group, wait the kill timeout, then SIGKILL.
     Shutdown,
-    /// Resize the child's terminal (PTY mode).
+    /// Resize the child's terminal (PTY mode). Unused since PTY mode
+    /// landed: the library resizes through the master it holds, and the
+    /// shepherd, which keeps no copy of the master, answers with an `Error`.
     SetWindowSize(WindowSize),
     /// The library closed its end of the child's stdout (1) or stderr (2)
     /// for good: the shepherd closes its spare read end too, so that the

@@ -224,6 +224,9 @@ pub struct SpawnRequest {
     pub kill_leftovers: bool,
     /// Run the child on a pseudo-terminal of this size instead of pipes.
     pub pty: Option<WindowSize>,
+    /// PTY mode: the terminal starts in raw mode (`cfmakeraw`: no echo, no
+    /// line editing, no output processing) instead of the usual cooked one.
+    pub pty_raw: bool,
     /// Overall time limit, enforced by the shepherd: when it expires, the
     /// stop sequence starts and the exit report says so.
     pub timeout_ms: Option<u64>,
@@ -273,6 +276,8 @@ const TAG_UMASK: u8 = 14;
 const TAG_RLIMIT: u8 = 15;
 const TAG_NO_NEW_PRIVS: u8 = 16;
 const TAG_NICE: u8 = 17;
+// PTY mode (issue 12): 40-49.
+const TAG_PTY_RAW: u8 = 40;
 
 impl SpawnRequest {
     /// A request with defaults: stdin, stdout and stderr piped, empty
@@ -295,6 +300,7 @@ impl SpawnRequest {
             pipe_size: 256 << 10,
             kill_leftovers: true,
             pty: None,
+            pty_raw: false,
             uid: None,
             gid: None,
             groups: None,
@@ -364,6 +370,9 @@ impl SpawnRequest {
             put_u16(&mut v, ws.rows);
             put_u16(&mut v, ws.cols);
             field(&mut out, TAG_PTY, &v);
+        }
+        if self.pty_raw {
+            field(&mut out, TAG_PTY_RAW, &[1]);
         }
         if let Some(ms) = self.timeout_ms {
             field(&mut out, TAG_TIMEOUT, &ms.to_le_bytes());
@@ -474,6 +483,13 @@ impl SpawnRequest {
                         rows: v.u16()?,
                         cols: v.u16()?,
                     })
+                }
+                TAG_PTY_RAW => {
+                    req.pty_raw = match v.u8()? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(DecodeError::BadValue("pty_raw")),
+                    }
                 }
                 TAG_TIMEOUT => req.timeout_ms = Some(v.u64()?),
                 TAG_STOP_STEP => {
@@ -597,6 +613,7 @@ mod tests {
             pipe_size: 0,
             kill_leftovers: false,
             pty: Some(WindowSize { rows: 24, cols: 80 }),
+            pty_raw: true,
             timeout_ms: Some(1500),
             stop_sequence: vec![
                 StopStep {

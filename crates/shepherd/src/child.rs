@@ -19,7 +19,8 @@ use crate::sys;
 /// A started child as the shepherd sees it.
 pub(crate) struct Started {
     pub(crate) pid: Pid,
-    /// The ends that go to the library, in stdin, stdout, stderr order.
+    /// The ends that go to the library, in stdin, stdout, stderr order; in
+    /// PTY mode, the master alone.
     pub(crate) library_fds: Vec<OwnedFd>,
 }
 
@@ -129,9 +130,18 @@ pub(crate) fn start_in(
     let cwd = req.cwd.as_deref().map(cstring).transpose()?;
     let hardening = Hardening::new(req)?;
 
-    let (ends, library_fds) = make_pipes(req).map_err(|e| (SpawnStage::Stdio, os_errno(&e)))?;
+    let (ends, library_fds) = match req.pty {
+        Some(size) => {
+            let (master, slave) = crate::pty::open(size, req.pty_raw)
+                .map_err(|e| (SpawnStage::Stdio, e.raw_os_error()))?;
+            ([Some(slave), None, None], vec![master])
+        }
+        None => make_pipes(req).map_err(|e| (SpawnStage::Stdio, os_errno(&e)))?,
+    };
     let modes = [req.stdin, req.stdout, req.stderr];
     let stdio = [0, 1, 2].map(|i| match (&ends[i], modes[i]) {
+        // PTY mode: the slave is all three (the stdio modes do not apply).
+        _ if req.pty.is_some() => sys::Stdio::From(ends[0].as_ref().expect("slave").as_fd()),
         (Some(end), _) => sys::Stdio::From(end.as_fd()),
         (None, StdioMode::Null) => sys::Stdio::Null,
         (None, StdioMode::ToStdout) => sys::Stdio::Stdout,
@@ -141,6 +151,7 @@ pub(crate) fn start_in(
     let cgroup_procs: Vec<_> = cgroup_procs.iter().map(|fd| fd.as_fd()).collect();
     let pid = sys::spawn(&sys::Exec {
         stdio,
+        session: req.pty.is_some(),
         cwd: cwd.as_deref(),
         candidates: &candidates,
         argv: &argv,
@@ -150,8 +161,12 @@ pub(crate) fn start_in(
         cgroup_procs: &cgroup_procs,
     })?;
     // Also set the group here, so a signal sent right after cannot miss the
-    // child; EACCES (already exec'd) means the child did it.
+    // child; EACCES (already exec'd) means the child did it (EPERM in PTY
+    // mode: the child leads its own session, and so its own group).
     let _ = rustix::process::setpgid(Some(pid), Some(pid));
+    // The child has exec'd: our copies of its ends go, the PTY's slave
+    // too, so that the master reads end of output (EIO) as soon as the
+    // last process holding the slave is gone.
     drop(ends);
     Ok(Started { pid, library_fds })
 }

@@ -26,6 +26,7 @@ compile_error!(
 mod cgroup;
 mod child;
 mod control;
+mod pty;
 #[allow(unsafe_code)]
 mod sys;
 #[cfg(test)]
@@ -96,11 +97,10 @@ fn run() -> io::Result<()> {
             format!("cannot become a child subreaper (prctl: {e}): escaped descendants could not be cleaned up"),
         );
     }
-    if req.pty.is_some() {
-        return refuse(
-            &mut control,
-            "PTY mode is not supported by this shepherd yet".into(),
-        );
+    if let Some(size) = req.pty {
+        if let Err(reason) = pty::check_size(size) {
+            return refuse(&mut control, reason);
+        }
     }
     let mut cgroup = match &req.cgroup {
         None => None,
@@ -136,10 +136,12 @@ fn run() -> io::Result<()> {
         c.close_procs();
     }
     let now = Instant::now();
+    // No spare in PTY mode: the one descriptor sent is the master, of which
+    // we keep no copy (see `pty`).
     let outputs = [req.stdout, req.stderr]
         .iter()
         .enumerate()
-        .filter(|(_, mode)| **mode == StdioMode::Pipe)
+        .filter(|(_, mode)| **mode == StdioMode::Pipe && req.pty.is_none())
         .map(|(i, _)| i as u8 + 1)
         .collect();
     let mut shepherd = Shepherd {
@@ -428,7 +430,11 @@ impl Shepherd {
                     self.spare.retain(|(which, _)| *which != fd);
                 }
                 Some(Ok(ToShepherd::SetWindowSize(_))) => {
-                    self.reply_error("not a PTY session".into());
+                    self.reply_error(
+                        "SetWindowSize: the shepherd keeps no copy of the PTY master; \
+                         the library resizes through its own"
+                            .into(),
+                    );
                 }
                 Some(Ok(other)) => self.reply_error(format!("unexpected message {other:?}")),
                 Some(Err(e)) => {

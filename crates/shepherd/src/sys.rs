@@ -302,6 +302,9 @@ pub(crate) enum Stdio<'a> {
 pub(crate) struct Exec<'a> {
     /// For fds 0, 1, 2.
     pub(crate) stdio: [Stdio<'a>; 3],
+    /// PTY mode: a new session (`setsid`) instead of a new process group,
+    /// with stdin (the PTY's slave) as its controlling terminal.
+    pub(crate) session: bool,
     pub(crate) cwd: Option<&'a CStr>,
     /// The paths to try in order (the `PATH` search, done by the parent).
     pub(crate) candidates: &'a [CString],
@@ -492,9 +495,14 @@ fn child_exec(
     (SpawnStage::Exec, result)
 }
 
-/// Process group and stdio of the child.
+/// Process group (or session) and stdio of the child.
 fn child_stdio(exec: &Exec<'_>) -> Result<()> {
-    rustix::process::setpgid(None, None)?;
+    if exec.session {
+        // Also a new process group whose id is our pid, as in pipe mode.
+        rustix::process::setsid()?;
+    } else {
+        rustix::process::setpgid(None, None)?;
+    }
     for (target, stdio) in (0..).zip(exec.stdio) {
         match stdio {
             Stdio::Inherit => {}
@@ -508,6 +516,12 @@ fn child_stdio(exec: &Exec<'_>) -> Result<()> {
             }
             Stdio::Stdout => dup_onto(rustix::stdio::stdout(), target)?,
         }
+    }
+    if exec.session {
+        // The slave on fd 0 becomes the session's controlling terminal:
+        // the kernel then sends SIGWINCH, SIGINT from ^C, and SIGHUP to
+        // its foreground group.
+        rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
     }
     Ok(())
 }

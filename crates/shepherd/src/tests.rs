@@ -159,3 +159,39 @@ fn control_refuses_what_is_not_a_socket() {
     let (r, _w) = rustix::pipe::pipe().unwrap();
     assert!(Control::new(r).is_err());
 }
+
+#[test]
+fn pty_child_leads_a_session_on_the_slave_and_nothing_is_lost() {
+    let mut req = request(
+        "sh",
+        &[
+            "-c",
+            "test -t 0 && test -t 1 && test -t 2 && stty size && echo done",
+        ],
+    );
+    req.pty = Some(net_runner_proto::WindowSize {
+        rows: 33,
+        cols: 101,
+    });
+    let Started { pid, library_fds } = child::start(&req).unwrap();
+    assert_eq!(library_fds.len(), 1, "the master alone");
+    // A session (and group) of its own.
+    assert_eq!(rustix::process::getsid(Some(pid)).unwrap(), pid);
+    assert_eq!(rustix::process::getpgid(Some(pid)).unwrap(), pid);
+    // Read only after the child is gone and reaped: the output waits in
+    // the master, then end of output is EIO.
+    let report = reap(pid);
+    assert_eq!(report.termination, Termination::Exited(0));
+    let mut master = std::fs::File::from(library_fds.into_iter().next().unwrap());
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        match master.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => break e.raw_os_error(),
+        }
+    };
+    assert_eq!(String::from_utf8_lossy(&out), "33 101\r\ndone\r\n");
+    assert_eq!(end, Some(libc::EIO));
+}

@@ -109,6 +109,7 @@ fn full_request() -> SpawnRequest {
         pipe_size: 65536,
         kill_leftovers: false,
         pty: Some(WindowSize { rows: 24, cols: 80 }),
+        pty_raw: false,
         timeout_ms: None,
         stop_sequence: Vec::new(),
         uid: Some(65534),
