@@ -51,6 +51,8 @@ compile_error!(
 mod blocking;
 mod command;
 mod control;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 mod error;
 mod inherited;
 mod input;
