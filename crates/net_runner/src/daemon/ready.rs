@@ -75,7 +75,8 @@ impl Readiness {
     /// The socket is a path in a directory of our own with mode 0700 (so
     /// only our user, or root, can reach it; an abstract name could be
     /// reached by anyone in the network namespace), created at start and
-    /// removed when the daemon ends. Each datagram's sender is checked with
+    /// removed when the daemon ends (an owner killed by SIGKILL leaves it
+    /// behind, with no process). Each datagram's sender is checked with
     /// `SO_PASSCRED`: it counts only if its pid is the program, is in the
     /// program's process group, or has the program or its shepherd among
     /// its ancestors (`/proc/PID/stat`). A sender that has already exited
