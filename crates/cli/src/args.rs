@@ -102,6 +102,14 @@ pub enum CliCommand {
         after_long_help = RUN_AFTER_HELP
     )]
     Run(RunArgs),
+    /// Supervise a long-running program (restarts, readiness).
+    #[command(
+        about = crate::daemon::ABOUT,
+        long_about = crate::daemon::LONG_ABOUT,
+        override_usage = crate::daemon::USAGE,
+        after_long_help = crate::daemon::AFTER_HELP
+    )]
+    Daemon(crate::daemon::DaemonArgs),
 }
 
 /// Where the program's stderr goes.
@@ -693,6 +701,7 @@ mod tests {
         let full = ["netrunner", "run"].iter().chain(argv).copied();
         parse(full).map(|cli| match cli.command {
             CliCommand::Run(r) => r,
+            other => panic!("{other:?}"),
         })
     }
 

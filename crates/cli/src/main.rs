@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! netrunner run [OPTIONS] -- PROGRAM [ARGS...]
+//! netrunner daemon [OPTIONS] -- PROGRAM [ARGS...]
 //! ```
 //!
 //! See `netrunner run --help` for the options and exit statuses.
@@ -12,6 +13,7 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 mod args;
+mod daemon;
 mod duration;
 mod exit;
 mod pty_mode;
@@ -29,7 +31,6 @@ fn main() {
         Ok(cli) => cli,
         Err(exit) => finish(exit),
     };
-    let CliCommand::Run(run) = cli.command;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -40,7 +41,10 @@ fn main() {
             format!("cannot start the runtime: {e}"),
         )),
     };
-    let exit = rt.block_on(runner::run(run));
+    let exit = match cli.command {
+        CliCommand::Run(run) => rt.block_on(runner::run(run)),
+        CliCommand::Daemon(d) => rt.block_on(daemon::run(d)),
+    };
     // `rt` stays alive: `finish` never returns.
     finish(exit)
 }

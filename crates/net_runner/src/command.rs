@@ -1383,3 +1383,33 @@ impl Command {
         self.pty
     }
 }
+
+// Daemon support (issue 15): one run of a daemon's program.
+#[cfg(feature = "daemon")]
+impl Command {
+    /// Starts one run for a [`Daemon`](crate::daemon::Daemon): stdin is a
+    /// pipe (fed from `input` bytes when set, else left to
+    /// `Daemon::write`), the pump drains stdout and stderr and applies the
+    /// idle timeout; `max_output` does not apply.
+    pub(crate) fn daemon_run(&self) -> impl Future<Output = Result<Pump, Error>> + Send + 'static {
+        let input = self.take_input();
+        let leftover_wait = (!self.kill_leftovers)
+            .then(|| self.limits.leftover_wait.unwrap_or(DEFAULT_LEFTOVER_WAIT));
+        let limits = PumpLimits {
+            max_output: None,
+            idle: self.limits.idle_timeout,
+            leftover_wait,
+        };
+        let launch = self.launch(StdioMode::Pipe, None);
+        async move {
+            let input = input?;
+            let process = launch.await?;
+            Ok(Pump::new(process, input, limits))
+        }
+    }
+
+    /// The input is a stream or reader: it can feed one run only.
+    pub(crate) fn has_one_shot_input(&self) -> bool {
+        matches!(self.input, Some(InputSlot::OneShot(_)))
+    }
+}

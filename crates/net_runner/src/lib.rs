@@ -52,6 +52,8 @@ mod blocking;
 mod cgroup;
 mod command;
 mod control;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 mod error;
 mod inherited;
 mod input;

@@ -113,9 +113,13 @@ impl From<Error> for PumpError {
 
 impl Pump {
     pub(crate) fn new(mut process: Process, input: Option<Input>, limits: PumpLimits) -> Self {
-        let feeder = match (process.take_stdin(), input) {
-            (Some(stdin), Some(input)) => Some(Box::pin(feed(stdin, input)) as Feeder),
-            _ => None,
+        // Without an input, a piped stdin stays with the process (a
+        // daemon's, for `Daemon::write`).
+        let feeder = match input {
+            Some(input) => process
+                .take_stdin()
+                .map(|stdin| Box::pin(feed(stdin, input)) as Feeder),
+            None => None,
         };
         Pump {
             stdout: process.take_stdout(),
