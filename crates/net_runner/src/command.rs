@@ -1078,6 +1078,7 @@ impl Command {
             max_output: self.max_output,
             idle: self.limits.idle_timeout,
             leftover_wait,
+            keep_stdin: false,
         };
         // The pump applies `max_output` itself, not the readers.
         let launch = self.launch(stdin, None);
@@ -1399,6 +1400,7 @@ impl Command {
             max_output: None,
             idle: self.limits.idle_timeout,
             leftover_wait,
+            keep_stdin: true,
         };
         let launch = self.launch(StdioMode::Pipe, None);
         async move {

@@ -64,6 +64,9 @@ pub(crate) struct PumpLimits {
     /// Set with `kill_leftovers(false)`: how long to wait for end of file
     /// after the exit.
     pub(crate) leftover_wait: Option<Duration>,
+    /// Leave a piped stdin without input open, with the process (a
+    /// daemon's, for `Daemon::write`); otherwise it is closed at once.
+    pub(crate) keep_stdin: bool,
 }
 
 type Feeder = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
@@ -113,13 +116,18 @@ impl From<Error> for PumpError {
 
 impl Pump {
     pub(crate) fn new(mut process: Process, input: Option<Input>, limits: PumpLimits) -> Self {
-        // Without an input, a piped stdin stays with the process (a
-        // daemon's, for `Daemon::write`).
         let feeder = match input {
             Some(input) => process
                 .take_stdin()
                 .map(|stdin| Box::pin(feed(stdin, input)) as Feeder),
-            None => None,
+            // A daemon's stdin stays with the process, for `Daemon::write`.
+            None if limits.keep_stdin => None,
+            // Otherwise it closes now: end of file at once, as `/dev/null`
+            // would give (in PTY mode, the terminal's VEOF).
+            None => {
+                drop(process.take_stdin());
+                None
+            }
         };
         Pump {
             stdout: process.take_stdout(),
