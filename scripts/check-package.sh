@@ -48,7 +48,13 @@ mkdir -p "$tmp/consumer/src/bin"
 # The README's library example, exactly as shown, with the dependency lines
 # the README gives next to it (its net_runner line is the patched version).
 readme_deps=$(awk '/^```toml$/{f=1;next} /^```$/{f=0} f' README.md | grep -v -e '^\[dependencies\]' -e '^net_runner = ')
-awk '/^```rust$/{f=1;next} /^```$/{f=0} f' README.md >"$tmp/consumer/src/bin/readme.rs"
+# Every runnable Rust block of the README (```rust, not ```rust,no_run)
+# becomes a binary of its own: readme1, readme2, ...
+awk -v dir="$tmp/consumer/src/bin" '
+  /^```rust$/ { n++; f = 1; out = dir "/readme" n ".rs"; next }
+  /^```$/ { f = 0 }
+  f { print > out }
+' README.md
 cat >"$tmp/consumer/Cargo.toml" <<EOF
 [package]
 name = "packaged-consumer"
@@ -86,8 +92,11 @@ if [ "$got" != "packaged-ok" ]; then
   exit 1
 fi
 echo "check-package: consumer ran echo through the embedded shepherd: $got"
-"$tmp/target/debug/readme" >/dev/null
-echo "check-package: the README's library example built and ran as shown"
+for bin in "$tmp"/consumer/src/bin/readme*.rs; do
+  name=$(basename "$bin" .rs)
+  "$tmp/target/debug/$name" >/dev/null
+done
+echo "check-package: the README's $(ls "$tmp"/consumer/src/bin/readme*.rs | wc -l) Rust examples built and ran as shown"
 
 echo "check-package: cargo install netrunner-cli from its unpacked package (offline)"
 cli_patches=()
