@@ -66,9 +66,11 @@ mod shepherd_exe;
 mod signal;
 mod stats;
 mod status;
+mod stdio;
 mod stop;
 mod stream;
 mod sys;
+mod terminal;
 
 pub use command::{Command, Stderr, DEFAULT_KILL_TIMEOUT, DEFAULT_LEFTOVER_WAIT};
 pub use error::{Error, Result, ShepherdError, SpawnStage};
@@ -76,7 +78,7 @@ pub use input::Input;
 pub use output::Output;
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
 pub use pool::{prestarted_idle, set_prestarted_shepherds, PRESTART_ENV};
-pub use process::{Process, ProcessHandle};
+pub use process::{Process, ProcessEvent, ProcessHandle};
 pub use pump::Chunk;
 pub use reaper::pending_reaps;
 pub use resource::{Resource, UnknownResource, RLIM_INFINITY};
@@ -84,6 +86,7 @@ pub use shepherd_exe::SHEPHERD_ENV;
 pub use signal::Signal;
 pub use stats::{End, Stats};
 pub use status::ExitStatus;
+pub use stdio::Stdio;
 pub use stop::StopSequence;
 pub use stream::{ByteLines, Lines, ProcessStream, TaggedStream, DEFAULT_MAX_LINE_LENGTH};
 

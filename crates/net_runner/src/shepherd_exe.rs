@@ -52,13 +52,27 @@ pub(crate) fn get() -> io::Result<&'static ShepherdExe> {
 
 fn locate() -> io::Result<ShepherdExe> {
     if let Some(path) = std::env::var_os(SHEPHERD_ENV) {
+        let bad = |kind: io::ErrorKind, why: &dyn std::fmt::Display| {
+            io::Error::new(
+                kind,
+                format!("{SHEPHERD_ENV}={:?}: {why}", path.to_string_lossy()),
+            )
+        };
+        if path.is_empty() {
+            return Err(bad(io::ErrorKind::InvalidInput, &"empty path"));
+        }
+        // Checked here, so that the error names the variable and the path
+        // rather than a bare "No such file" from posix_spawn.
+        let meta = std::fs::metadata(&path).map_err(|e| bad(e.kind(), &e))?;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(bad(
+                io::ErrorKind::PermissionDenied,
+                &"not an executable file",
+            ));
+        }
         return Ok(ShepherdExe {
-            path: CString::new(path.into_vec()).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{SHEPHERD_ENV} contains a NUL byte"),
-                )
-            })?,
+            path: CString::new(path.clone().into_vec())
+                .map_err(|_| bad(io::ErrorKind::InvalidInput, &"contains a NUL byte"))?,
             _memfd: None,
         });
     }

@@ -70,6 +70,24 @@ pub enum FromShepherd {
     /// A stop sequence reached a `close-stdin` step: the library closes its
     /// end of the child's stdin.
     CloseStdin,
+    /// The child was stopped by this signal (`SIGTSTP` from the terminal,
+    /// `SIGTTIN`, `SIGSTOP`, ...): job control for its owner.
+    ChildStopped {
+        /// The stopping signal.
+        signal: i32,
+    },
+    /// The stopped child was continued (`SIGCONT`).
+    ChildContinued,
+    /// Instead of `SpawnFailed`: the program exists but its interpreter
+    /// (the `#!` line's, or an ELF loader) does not (`execve` said
+    /// `ENOENT` for a file that is there).
+    InterpreterNotFound {
+        /// The path that was exec'd (after the `PATH` search).
+        program: Vec<u8>,
+        /// The interpreter the `#!` line names; empty when it could not be
+        /// read (an ELF file's loader).
+        interpreter: Vec<u8>,
+    },
 }
 
 /// Why the shepherd ran the stop sequence, in [`ExitReport::stopped`].
@@ -217,6 +235,10 @@ const FROM_SPAWN_FAILED: u8 = 0x83;
 const FROM_EXITED: u8 = 0x84;
 const FROM_ERROR: u8 = 0x85;
 const FROM_CLOSE_STDIN: u8 = 0x86;
+// Issue 11 (the CLI): job control and exec errors.
+const FROM_CHILD_STOPPED: u8 = 0x87;
+const FROM_CHILD_CONTINUED: u8 = 0x88;
+const FROM_INTERPRETER_NOT_FOUND: u8 = 0x89;
 
 fn hello_payload(version: u16) -> Vec<u8> {
     let mut p = MAGIC.to_vec();
@@ -358,6 +380,19 @@ impl FromShepherd {
                 FROM_ERROR
             }
             FromShepherd::CloseStdin => FROM_CLOSE_STDIN,
+            FromShepherd::ChildStopped { signal } => {
+                put_i32(&mut p, *signal);
+                FROM_CHILD_STOPPED
+            }
+            FromShepherd::ChildContinued => FROM_CHILD_CONTINUED,
+            FromShepherd::InterpreterNotFound {
+                program,
+                interpreter,
+            } => {
+                put_bytes(&mut p, program);
+                put_bytes(&mut p, interpreter);
+                FROM_INTERPRETER_NOT_FOUND
+            }
         };
         encode_frame(out, kind, &p);
     }
@@ -404,6 +439,12 @@ impl FromShepherd {
                 message: String::from_utf8_lossy(r.bytes()?).into_owned(),
             },
             FROM_CLOSE_STDIN => FromShepherd::CloseStdin,
+            FROM_CHILD_STOPPED => FromShepherd::ChildStopped { signal: r.i32()? },
+            FROM_CHILD_CONTINUED => FromShepherd::ChildContinued,
+            FROM_INTERPRETER_NOT_FOUND => FromShepherd::InterpreterNotFound {
+                program: r.bytes()?.to_vec(),
+                interpreter: r.bytes()?.to_vec(),
+            },
             other => return Err(DecodeError::UnknownKind(other)),
         };
         r.finish()?;

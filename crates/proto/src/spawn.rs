@@ -245,6 +245,15 @@ pub struct SpawnRequest {
     pub no_new_privs: bool,
     /// The child's nice value (absolute, -20 to 19).
     pub nice: Option<i32>,
+    /// Standard streams whose descriptor travels with the `Spawn` frame by
+    /// `SCM_RIGHTS` (bit 0 stdin, 1 stdout, 2 stderr), in that order. Their
+    /// mode must be [`StdioMode::Inherit`]: the child gets the owner's
+    /// descriptor instead of the shepherd's own (see [`passed_fds`](Self::passed_fds)).
+    pub passed_stdio: u8,
+    /// Make the child's process group the foreground group of a terminal,
+    /// whose descriptor travels after the passed stdio ones. The child does
+    /// it before exec, with `SIGTTOU` blocked.
+    pub foreground: bool,
 }
 
 const TAG_PROGRAM: u8 = 1;
@@ -269,6 +278,16 @@ const TAG_UMASK: u8 = 14;
 const TAG_RLIMIT: u8 = 15;
 const TAG_NO_NEW_PRIVS: u8 = 16;
 const TAG_NICE: u8 = 17;
+// Issue 11 (the CLI): descriptors passed with the request, terminal.
+const TAG_PASSED_STDIO: u8 = 30;
+const TAG_FOREGROUND: u8 = 31;
+
+/// Bits of [`SpawnRequest::passed_stdio`].
+pub const PASS_STDIN: u8 = 1;
+/// Bits of [`SpawnRequest::passed_stdio`].
+pub const PASS_STDOUT: u8 = 2;
+/// Bits of [`SpawnRequest::passed_stdio`].
+pub const PASS_STDERR: u8 = 4;
 
 impl SpawnRequest {
     /// A request with defaults: stdin, stdout and stderr piped, empty
@@ -300,7 +319,27 @@ impl SpawnRequest {
             nice: None,
             timeout_ms: None,
             stop_sequence: Vec::new(),
+            passed_stdio: 0,
+            foreground: false,
         }
+    }
+
+    /// How many descriptors must travel with this request by `SCM_RIGHTS`:
+    /// one per bit of [`passed_stdio`](Self::passed_stdio), one more for
+    /// [`foreground`](Self::foreground).
+    ///
+    /// ```
+    /// use net_runner_proto::{SpawnRequest, StdioMode, PASS_STDIN, PASS_STDOUT};
+    /// let mut req = SpawnRequest::new(b"cat".to_vec());
+    /// assert_eq!(req.passed_fds(), 0);
+    /// req.stdin = StdioMode::Inherit;
+    /// req.stdout = StdioMode::Inherit;
+    /// req.passed_stdio = PASS_STDIN | PASS_STDOUT;
+    /// req.foreground = true;
+    /// assert_eq!(req.passed_fds(), 3);
+    /// ```
+    pub fn passed_fds(&self) -> usize {
+        (self.passed_stdio & 7).count_ones() as usize + usize::from(self.foreground)
     }
 
     /// The stop sequence the shepherd runs: the requested one, or the
@@ -409,6 +448,12 @@ impl SpawnRequest {
             let mut v = Vec::with_capacity(4);
             put_i32(&mut v, nice);
             field(&mut out, TAG_NICE, &v);
+        }
+        if self.passed_stdio != 0 {
+            field(&mut out, TAG_PASSED_STDIO, &[self.passed_stdio]);
+        }
+        if self.foreground {
+            field(&mut out, TAG_FOREGROUND, &[1]);
         }
         out
     }
@@ -527,12 +572,33 @@ impl SpawnRequest {
                     }
                     req.nice = Some(nice);
                 }
+                TAG_PASSED_STDIO => {
+                    let mask = v.u8()?;
+                    if mask == 0 || mask & !7 != 0 {
+                        return Err(DecodeError::BadValue("passed stdio"));
+                    }
+                    req.passed_stdio = mask;
+                }
+                TAG_FOREGROUND => {
+                    req.foreground = match v.u8()? {
+                        1 => true,
+                        _ => return Err(DecodeError::BadValue("foreground")),
+                    }
+                }
                 other => return Err(DecodeError::UnknownField(other)),
             }
             v.finish()?;
         }
         if !have_program {
             return Err(DecodeError::BadValue("program (missing)"));
+        }
+        // A passed descriptor replaces the shepherd's own: only for a
+        // stream whose mode is "inherit".
+        let modes = [req.stdin, req.stdout, req.stderr];
+        for (bit, mode) in modes.iter().enumerate() {
+            if req.passed_stdio & (1 << bit) != 0 && *mode != StdioMode::Inherit {
+                return Err(DecodeError::BadValue("passed stdio (mode is not inherit)"));
+            }
         }
         Ok(req)
     }
@@ -611,6 +677,8 @@ mod tests {
             ],
             no_new_privs: true,
             nice: Some(-20),
+            passed_stdio: 0,
+            foreground: true,
         };
         assert_eq!(SpawnRequest::decode(&req.encode()).unwrap(), req);
         let mut empty = req.clone();
@@ -652,6 +720,28 @@ mod tests {
                 Err(DecodeError::BadValue(what))
             );
         }
+    }
+
+    #[test]
+    fn passed_stdio_round_trips_and_needs_inherit() {
+        let mut req = SpawnRequest::new(b"x".to_vec());
+        req.stdin = StdioMode::Inherit;
+        req.stderr = StdioMode::Inherit;
+        req.passed_stdio = PASS_STDIN | PASS_STDERR;
+        assert_eq!(SpawnRequest::decode(&req.encode()).unwrap(), req);
+        assert_eq!(req.passed_fds(), 2);
+        req.stderr = StdioMode::Pipe;
+        assert_eq!(
+            SpawnRequest::decode(&req.encode()),
+            Err(DecodeError::BadValue("passed stdio (mode is not inherit)"))
+        );
+        let mut bytes = SpawnRequest::new(b"x".to_vec()).encode();
+        put_u8(&mut bytes, TAG_PASSED_STDIO);
+        put_bytes(&mut bytes, &[8]);
+        assert_eq!(
+            SpawnRequest::decode(&bytes),
+            Err(DecodeError::BadValue("passed stdio"))
+        );
     }
 
     #[test]

@@ -66,6 +66,9 @@ fn run() -> io::Result<()> {
         )
     };
     let control_fd = sys::claim_inherited(CONTROL_FD).map_err(|e| no_control(e.into()))?;
+    // Exec'd through /proc/self/fd/N, we would be "N" in `ps -e`; the
+    // kernel keeps 15 bytes of it.
+    let _ = rustix::thread::set_name(c"netrunner-shepherd");
     let mut control = Control::new(control_fd).map_err(no_control)?;
     // Descendants that escape the process group come back to us. Without
     // it they could outlive the owner: reported at the spawn below.
@@ -101,14 +104,38 @@ fn run() -> io::Result<()> {
             "PTY mode is not supported by this shepherd yet".into(),
         );
     }
-    let started = match child::start(&req) {
+    let Some(fds) = control.take_fds(req.passed_fds()) else {
+        return refuse(
+            &mut control,
+            format!(
+                "the request names {} passed descriptors, fewer arrived",
+                req.passed_fds()
+            ),
+        );
+    };
+    let passed = child::Passed::new(&req, fds);
+    let started = match child::start(&req, &passed) {
         Ok(s) => s,
-        Err((stage, errno)) => {
-            control.queue(&FromShepherd::SpawnFailed { stage, errno });
+        Err(failure) => {
+            control.queue(&match failure {
+                child::StartFailure::Stage((stage, errno)) => {
+                    FromShepherd::SpawnFailed { stage, errno }
+                }
+                child::StartFailure::Interpreter {
+                    program,
+                    interpreter,
+                } => FromShepherd::InterpreterNotFound {
+                    program,
+                    interpreter,
+                },
+            });
             let _ = control.flush(&[]);
             return Ok(());
         }
     };
+    // The child has its copies: ours would keep a terminal or a pipe of
+    // the owner's open for as long as we live.
+    drop(passed);
     let now = Instant::now();
     let outputs = [req.stdout, req.stderr]
         .iter()
@@ -354,6 +381,15 @@ impl Shepherd {
             self.terminate(Some(StopCause::Signalled));
         }
         let reaped = tree::reap_ready(self.pid);
+        if self.exit.is_none() && !self.owner_gone && !reaped.job.is_empty() {
+            for change in &reaped.job {
+                self.control.queue(&match *change {
+                    tree::JobChange::Stopped(signal) => FromShepherd::ChildStopped { signal },
+                    tree::JobChange::Continued => FromShepherd::ChildContinued,
+                });
+            }
+            let _ = self.control.flush(&[]);
+        }
         if let Some(report) = reaped.main {
             self.record_exit(report);
         }

@@ -122,6 +122,8 @@ fn full_request() -> SpawnRequest {
         }],
         no_new_privs: true,
         nice: Some(5),
+        passed_stdio: 0,
+        foreground: false,
     }
 }
 
