@@ -14,7 +14,9 @@
 mod args;
 mod duration;
 mod exit;
+mod job;
 mod runner;
+mod size;
 mod stats_json;
 mod stop;
 
@@ -28,7 +30,12 @@ fn main() {
         Ok(cli) => cli,
         Err(exit) => finish(exit),
     };
-    let CliCommand::Run(run) = cli.command;
+    let CliCommand::Run(run) = cli.command else {
+        unreachable!("args::parse turns `timeout` into `run`");
+    };
+    // Nothing here would use a shepherd started ahead of time: one run,
+    // one shepherd, started when needed.
+    net_runner::set_prestarted_shepherds(0);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -54,6 +61,9 @@ fn finish(exit: Exit) -> ! {
         if stderr_writable_within(1000) {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
+    }
+    if let Some(signal) = exit.raise {
+        job::die_of(signal);
     }
     std::process::exit(exit.code)
 }

@@ -60,16 +60,28 @@ fn stdout_and_stderr_go_to_their_own_streams() {
 }
 
 #[test]
-fn stdin_is_empty_by_default() {
-    // netrunner's own stdin has data, but without --input the program
-    // must see none (and not hang waiting for it).
-    let r = run_with_stdin(&["run", "--", "cat"], b"not for the program\n");
+fn stdin_is_inherited_by_default() {
+    // `echo hello | netrunner run -- cat`: the program reads our stdin.
+    let r = run_with_stdin(&["run", "--", "cat"], b"hello\n");
+    assert_eq!(r.code(), 0, "{r:?}");
+    assert_eq!(r.out(), "hello\n");
+    // So it does with --max-output (which pipes only the output).
+    let r = run_with_stdin(&["run", "--max-output", "1M", "--", "cat"], b"hello\n");
+    assert_eq!(r.out(), "hello\n");
+}
+
+#[test]
+fn stdin_is_empty_with_pipe() {
+    // netrunner's own stdin has data, but with --pipe and without --input
+    // the program must see none (and not hang waiting for it).
+    let r = run_with_stdin(&["run", "--pipe", "--", "cat"], b"not for the program\n");
     assert_eq!(r.code(), 0, "{r:?}");
     assert!(r.stdout.is_empty(), "{r:?}");
 
     let r = run_with_stdin(
         &[
             "run",
+            "--pipe",
             "--",
             "sh",
             "-c",
