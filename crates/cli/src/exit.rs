@@ -25,8 +25,9 @@ pub struct Exit {
     /// What went wrong, if anything did.
     pub message: Option<String>,
     /// Die of this signal instead of exiting (the program died of a
-    /// signal netrunner forwarded).
-    pub raise: Option<i32>,
+    /// signal netrunner forwarded), and whether to send it to netrunner's
+    /// whole process group first (the terminal sent it to the program).
+    pub raise: Option<(i32, bool)>,
 }
 
 /// The status after a timeout: 124, or 137 when the program needed
@@ -52,12 +53,13 @@ impl Exit {
         }
     }
 
-    /// Dies of `signal` (128 + `signal` should that fail).
-    pub fn raise(signal: i32) -> Self {
+    /// Dies of `signal` (128 + `signal` should that fail); with
+    /// `whole_group`, sends it to netrunner's process group.
+    pub fn raise(signal: i32, whole_group: bool) -> Self {
         Exit {
             code: 128 + signal,
             message: None,
-            raise: Some(signal),
+            raise: Some((signal, whole_group)),
         }
     }
 

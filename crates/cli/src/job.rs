@@ -33,7 +33,13 @@ pub fn stop_self(stop: i32) {
 
 /// Dies of `signal` (its default action, no core file of netrunner for
 /// SIGQUIT); exits with 128 + `signal` should it be survived somehow.
-pub fn die_of(signal: i32) -> ! {
+///
+/// `whole_group`: the terminal sent `signal` (Ctrl-C, Ctrl-\) to the
+/// program's group, which had the terminal in place of ours; it would
+/// have reached our whole group (a calling `bash -c`, the rest of a
+/// pipeline) without netrunner, so it is sent there too. A shell running a
+/// script only stops the script when it received SIGINT itself.
+pub fn die_of(signal: i32, whole_group: bool) -> ! {
     // SAFETY: plain system calls on our own process; the sigset is
     // initialised by sigemptyset/sigaddset before use.
     unsafe {
@@ -45,7 +51,8 @@ pub fn die_of(signal: i32) -> ! {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, signal);
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::kill(libc::getpid(), signal);
+        // Our own shepherd ignores SIGINT and SIGQUIT; we are in the group.
+        libc::kill(if whole_group { 0 } else { libc::getpid() }, signal);
     }
     std::process::exit(128 + signal)
 }

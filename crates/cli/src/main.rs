@@ -62,8 +62,8 @@ fn finish(exit: Exit) -> ! {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
     }
-    if let Some(signal) = exit.raise {
-        job::die_of(signal);
+    if let Some((signal, whole_group)) = exit.raise {
+        job::die_of(signal, whole_group);
     }
     std::process::exit(exit.code)
 }

@@ -267,9 +267,11 @@ fn exit_for(
         // Forwarded by us, or sent by the terminal to the program in our
         // place: the caller should see the signal death it would have seen
         // without netrunner.
-        let terminal_sent = foreground && (sig == libc::SIGINT || sig == libc::SIGQUIT);
-        if forwarded.contains(sig) || terminal_sent {
-            return Exit::raise(sig);
+        if forwarded.contains(sig) {
+            return Exit::raise(sig, false);
+        }
+        if foreground && (sig == libc::SIGINT || sig == libc::SIGQUIT) {
+            return Exit::raise(sig, true);
         }
     }
     Exit::from_status(status)
