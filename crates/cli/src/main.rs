@@ -36,6 +36,9 @@ fn main() {
     // Nothing here would use a shepherd started ahead of time: one run,
     // one shepherd, started when needed.
     net_runner::set_prestarted_shepherds(0);
+    // One command per process: a copy of the shepherd in memory per run
+    // would be most of its cost.
+    net_runner::set_shepherd_file_cache(true);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

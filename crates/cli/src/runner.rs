@@ -157,6 +157,16 @@ fn verbose_plan(args: &RunArgs) -> Vec<(tokio::time::Instant, String)> {
         .collect()
 }
 
+/// Prints the `--verbose` lines already due (the program's end was seen
+/// in the same wake-up as their timer).
+fn flush_verbose(plan: &mut Vec<(tokio::time::Instant, String)>) {
+    let now = tokio::time::Instant::now();
+    for (_, line) in plan.iter().take_while(|(at, _)| *at <= now) {
+        let _ = writeln!(io::stderr(), "netrunner: {line}");
+    }
+    plan.clear();
+}
+
 /// The next `--verbose` line once it is due; never when there is none.
 async fn next_verbose(plan: &mut Vec<(tokio::time::Instant, String)>) -> String {
     match plan.first() {
@@ -208,6 +218,11 @@ async fn start_and_wait(args: &RunArgs) -> Result<(Exit, Report), Exit> {
             Some(()) = signals.term.recv() => forward(&handle, Signal::Term, &mut forwarded),
             Some(()) = signals.hup.recv() => forward(&handle, Signal::Hup, &mut forwarded),
             Some(()) = signals.quit.recv() => forward(&handle, Signal::Quit, &mut forwarded),
+            // Before the exit: when both are due at one wake-up, the line
+            // for a signal that was sent comes first.
+            line = next_verbose(&mut verbose) => {
+                let _ = writeln!(io::stderr(), "netrunner: {line}");
+            }
             Some(()) = signals.tstp.recv() => {
                 // Ctrl-Z reached us, not the program (no terminal handed
                 // over): stop it, then ourselves once it has stopped.
@@ -228,11 +243,9 @@ async fn start_and_wait(args: &RunArgs) -> Result<(Exit, Report), Exit> {
                 Ok(_) => {}
                 Err(e) => return Ok((Exit::from_error(&e), Report::from(&process.stats()))),
             },
-            line = next_verbose(&mut verbose) => {
-                let _ = writeln!(io::stderr(), "netrunner: {line}");
-            }
         }
     };
+    flush_verbose(&mut verbose);
     let stats = process.stats();
     let mut report = Report::from(&stats);
     report.clear_byte_counts();
@@ -390,6 +403,7 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
             }
         }
     };
+    flush_verbose(&mut verbose);
     let mut report = Report::from(&stream.stats());
     if owner_gone && report.end.is_none() {
         report.end = Some(net_runner::End::OwnerGone.as_str());

@@ -274,3 +274,34 @@ fn program_arguments_pass_through_untouched() {
     assert_eq!(r.code(), 0, "{r:?}");
     assert_eq!(r.out(), "[--timeout][-x][][two words][--]");
 }
+
+/// `NETRUNNER_*` variables netrunner reads are checked, and the message
+/// names the variable (and, for the shepherd, the path).
+#[test]
+fn bad_netrunner_variables_are_named() {
+    for value in ["abc", "-1", "65", ""] {
+        let mut cmd = common::netrunner(&["run", "--", "true"]);
+        cmd.env("NETRUNNER_PRESTART", value);
+        let r = common::run_cmd(cmd, None);
+        assert_eq!(r.code(), 125, "{value:?}: {r:?}");
+        let msg = r.message();
+        assert!(
+            msg.contains("NETRUNNER_PRESTART") && msg.contains(value),
+            "{msg}"
+        );
+    }
+    let mut cmd = common::netrunner(&["run", "--", "true"]);
+    cmd.env("NETRUNNER_PRESTART", " 2 ");
+    assert_eq!(common::run_cmd(cmd, None).code(), 0);
+    for path in ["/no/such/shepherd", "/etc/passwd", ""] {
+        let mut cmd = common::netrunner(&["run", "--", "true"]);
+        cmd.env("NETRUNNER_SHEPHERD", path);
+        let r = common::run_cmd(cmd, None);
+        assert_eq!(r.code(), 125, "{path:?}: {r:?}");
+        let msg = r.message();
+        assert!(
+            msg.contains(&format!("NETRUNNER_SHEPHERD=\"{path}\"")),
+            "{msg}"
+        );
+    }
+}

@@ -82,7 +82,7 @@ pub use process::{Process, ProcessEvent, ProcessHandle};
 pub use pump::Chunk;
 pub use reaper::pending_reaps;
 pub use resource::{Resource, UnknownResource, RLIM_INFINITY};
-pub use shepherd_exe::SHEPHERD_ENV;
+pub use shepherd_exe::{set_shepherd_file_cache, SHEPHERD_ENV};
 pub use signal::Signal;
 pub use stats::{End, Stats};
 pub use status::ExitStatus;
