@@ -12,6 +12,7 @@
 //! report to stdout.
 
 mod alloc;
+mod cli;
 mod concurrency;
 mod footprint;
 mod harness;
@@ -35,7 +36,7 @@ static ALLOC: alloc::Counting = alloc::Counting;
 /// Read buffer of every "reused buffer" contender: net_runner's chunk size.
 pub const BUF: usize = 128 * 1024;
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "spawn",
     "stdout",
     "stdout_dd",
@@ -43,6 +44,7 @@ const SECTIONS: [&str; 7] = [
     "roundtrip",
     "concurrency",
     "footprint",
+    "cli",
 ];
 
 #[derive(Debug, Clone)]
@@ -221,7 +223,7 @@ fn real_main() -> Res<()> {
 
     // Before anything else touches net_runner.
     let cold = spawn::cold(&ctx)?;
-    let steps: [(&str, Section); 7] = [
+    let steps: [(&str, Section); 8] = [
         ("spawn", |c, r, cold| spawn::run(c, r, cold)),
         ("stdout", |c, r, _| stdout::run(c, r)),
         ("stdout_dd", |c, r, _| stdout::run_fast_producer(c, r)),
@@ -229,6 +231,7 @@ fn real_main() -> Res<()> {
         ("roundtrip", |c, r, _| roundtrip::run(c, r)),
         ("concurrency", |c, r, _| concurrency::run(c, r)),
         ("footprint", |c, r, _| footprint::run(c, r)),
+        ("cli", |c, r, _| cli::run(c, r)),
     ];
     for (name, f) in steps {
         if ctx.cfg.wants(name) {
@@ -464,6 +467,19 @@ fn print_targets(rep: &Report) {
             1.5,
             false,
             format!(" ({:.2} ms vs {:.2} ms)", nr * 1e3, std * 1e3),
+        );
+    }
+    print_cli_target(rep);
+}
+
+fn print_cli_target(rep: &Report) {
+    if let (Some(nr), Some(t)) = (rep.get("cli.netrunner"), rep.get("cli.timeout")) {
+        let ratio = nr / t;
+        println!(
+            "| `netrunner run -- true` ≤ 1.5× `timeout 5 true` | {ratio:.3}× ({:.2} ms vs {:.2} ms) | {} |",
+            nr * 1e3,
+            t * 1e3,
+            if ratio <= 1.5 { "met" } else { "MISSED" }
         );
     }
 }

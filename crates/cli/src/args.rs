@@ -24,24 +24,38 @@ kill timeout.";
 const RUN_ABOUT: &str = "Run PROGRAM with ARGS, streaming its output";
 
 const RUN_LONG_ABOUT: &str = "\
-Run PROGRAM with ARGS, streaming its output.
+Run PROGRAM with ARGS, as a shell runs a foreground job.
 
-The program's stdout is copied to netrunner's stdout as it arrives, and no
-more is read until the previous chunk has been written: a slow reader slows
-the program down. Its stderr goes to netrunner's stderr (see --stderr). Its
-stdin is empty unless --input is given.
+By default the program gets netrunner's own stdin, stdout and stderr: it
+sees the terminal (colours, prompts), its output is not copied, and the
+order of its stdout and stderr lines is kept. When netrunner's stdin is a
+terminal and netrunner is in the foreground, the program's process group
+becomes the terminal's foreground group: Ctrl-C and Ctrl-\\ reach it
+directly, Ctrl-Z stops it and then netrunner (the shell shows the job
+stopped), fg and bg continue both. netrunner takes the terminal back when
+the program exits. With --timeout the deadline keeps running while the
+job is stopped (the shepherd sends SIGCONT with the stop signal).
+
+--pipe, --max-output and --idle-timeout need to see the bytes: then the
+output goes through pipes, with backpressure (a slow reader slows the
+program down) and byte counts.
 
 PROGRAM is looked up in the PATH of the program's environment (or the
-default system PATH when it has none) unless it contains a '/'. Everything
-after PROGRAM belongs to the program, even arguments that look like
-netrunner options; put '--' before PROGRAM when it starts with '-'.
+default system PATH when it has none) unless it contains a '/'; a file
+without '#!' runs under /bin/sh, as execvp(3) and timeout(1) do.
+Everything after PROGRAM belongs to the program, even arguments that look
+like netrunner options; put '--' before PROGRAM when it starts with '-'.
 
-SIGINT, SIGTERM and SIGHUP sent to netrunner are forwarded to the program's
-whole process group; netrunner then exits with the program's status.";
+SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to netrunner are forwarded to the
+program's whole process group. When the program dies of one of them (or
+of Ctrl-C / Ctrl-\\ in the foreground), netrunner dies of the same signal,
+so a calling script stops as it would without netrunner.";
 
 const RUN_AFTER_HELP: &str = "\
-Durations (D) are a decimal number with an optional unit: ms, s, m or h
-(300ms, 2s, 1.5m, 1h); a plain number is seconds.
+Durations (D) are a number with an optional unit: ms, s, m, h or d (300ms,
+2s, 1.5m, 1h, 1d), compounds (1m30s), exponents (1e3); a plain number is
+seconds. Sizes: a number with k, M, G (1024-based; KiB, MiB, GiB too) or
+kB, MB, GB (1000-based).
 
 Stopping: on --timeout, --idle-timeout or --max-output, the program's
 output stays open and keeps being copied while it shuts down (what it
@@ -51,11 +65,14 @@ run by the shepherd, so it completes even if netrunner dies meanwhile.
 
 Exit status:
   N        the program exited with status N
-  128+N    the program was killed by signal N
+  128+N    the program was killed by signal N (netrunner dies of SIGINT,
+           SIGQUIT, SIGTERM, SIGHUP instead when it forwarded them)
   124      --timeout or --idle-timeout expired; the program was stopped
+           by the first signal (137 if SIGKILL was needed; with
+           --preserve-status, the program's own status)
   125      netrunner failed, or --max-output was exceeded
   126      the program is not executable
-  127      the program was not found
+  127      the program (or its #! interpreter) was not found
   141      netrunner's stdout was closed by its reader (128 + SIGPIPE);
            the program was terminated
 Failures print one line on stderr starting with 'netrunner:'.
@@ -69,6 +86,7 @@ Examples:
   netrunner run --clear-env --env PATH=/usr/bin --cwd /tmp -- env
   netrunner run --stats-json stats.json -- sha256sum big.iso
   netrunner run --pty --input - -- bash       (interactive, like ssh -t)
+  netrunner timeout -k 2s 30s ./flaky-test        (timeout(1)'s syntax)
   netrunner run --uid 65534 --gid 65534 --rlimit NOFILE=1024 --rlimit CORE=0 \\
       --umask 077 --no-new-privs --nice 10 -- ./untrusted";
 
@@ -80,8 +98,7 @@ Examples:
     about = ABOUT,
     long_about = LONG_ABOUT,
     propagate_version = true,
-    subcommand_required = true,
-    disable_help_subcommand = true
+    subcommand_required = true
 )]
 pub struct Cli {
     /// What to do.
@@ -90,6 +107,8 @@ pub struct Cli {
 }
 
 /// netrunner's subcommands.
+// Parsed once per process: boxing `RunArgs` would save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Run a program.
@@ -110,6 +129,84 @@ pub enum CliCommand {
         after_long_help = crate::daemon::AFTER_HELP
     )]
     Daemon(crate::daemon::DaemonArgs),
+    /// timeout(1)'s command line: `netrunner timeout [-s SIG] [-k D]
+    /// [--preserve-status] [--foreground] [-v] DURATION COMMAND [ARG]...`
+    #[command(
+        about = TIMEOUT_ABOUT,
+        long_about = TIMEOUT_LONG_ABOUT,
+        override_usage = "netrunner timeout [OPTIONS] DURATION COMMAND [ARG]...",
+        after_help = "Exit status as timeout(1)'s: 124 if COMMAND timed out (137 if it needed \
+                      SIGKILL), 125 netrunner failed, 126 not executable, 127 not found, \
+                      else COMMAND's."
+    )]
+    Timeout(TimeoutArgs),
+}
+
+const TIMEOUT_ABOUT: &str = "Run COMMAND with a time limit, with timeout(1)'s syntax";
+
+const TIMEOUT_LONG_ABOUT: &str = "\
+Run COMMAND with a time limit, with timeout(1)'s syntax: `timeout 5s make`
+becomes `netrunner timeout 5s make`. The same as
+`netrunner run --timeout DURATION [OPTIONS] -- COMMAND [ARG]...`, with
+netrunner's guarantees: the whole process tree is stopped, nothing
+survives netrunner. Differences from timeout(1) are listed in the README.";
+
+/// `netrunner timeout`: timeout(1)'s options and operands.
+#[derive(Debug, Args)]
+pub struct TimeoutArgs {
+    /// Signal to send on timeout (default TERM)
+    #[arg(short = 's', long, value_name = "SIG")]
+    pub signal: Option<String>,
+    /// Also send KILL if COMMAND still runs this long after the signal
+    /// (netrunner default: 5s; timeout(1) never sends it without -k)
+    #[arg(short = 'k', long, value_name = "D", allow_hyphen_values = true)]
+    pub kill_after: Option<String>,
+    /// Exit with COMMAND's status even when it timed out
+    #[arg(long)]
+    pub preserve_status: bool,
+    /// Accepted for timeout(1) compatibility: netrunner always lets COMMAND
+    /// read the terminal when it runs in the foreground
+    #[arg(long)]
+    pub foreground: bool,
+    /// Say on stderr when a signal is sent on timeout
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// DURATION, then COMMAND and its arguments
+    #[arg(
+        value_name = "DURATION COMMAND",
+        required = true,
+        num_args = 2..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub operands: Vec<OsString>,
+}
+
+impl TimeoutArgs {
+    /// The same request as `netrunner run` arguments (parsed again, so that
+    /// values get the same checks and messages).
+    pub fn to_run_argv(&self) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec!["netrunner".into(), "run".into()];
+        if let Some(sig) = &self.signal {
+            argv.extend(["--signal".into(), sig.into()]);
+        }
+        if let Some(k) = &self.kill_after {
+            argv.push(format!("--kill-timeout={k}").into());
+        }
+        if self.preserve_status {
+            argv.push("--preserve-status".into());
+        }
+        if self.verbose {
+            argv.push("--verbose".into());
+        }
+        let (duration, command) = self.operands.split_first().expect("clap requires two");
+        let mut timeout = OsString::from("--timeout=");
+        timeout.push(duration);
+        argv.push(timeout);
+        argv.push("--".into());
+        argv.extend(command.iter().cloned());
+        argv
+    }
 }
 
 /// Where the program's stderr goes.
@@ -163,6 +260,10 @@ pub fn parse_env(text: OsString) -> Result<EnvVar, String> {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text)
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    crate::size::parse(text)
 }
 
 /// One `--rlimit NAME=SOFT[:HARD]`.
@@ -238,34 +339,6 @@ pub fn parse_groups(text: &str) -> Result<GroupList, String> {
         .map(GroupList)
 }
 
-/// Parses a memory size: bytes, or a number with K, M, G or T (powers of
-/// 1024, as cgroup tools count; an optional trailing `B` or `iB`).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let shift = match unit
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => return Err(format!("{text:?} is not a size (e.g. 50M, 2G, 1048576)")),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (e.g. 50M, 2G, 1048576)"))?;
-    if n == 0 {
-        return Err(format!("{text:?}: the limit must be above 0"));
-    }
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
 /// One `--cgroup-cpu-max QUOTA[/PERIOD]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuMax {
@@ -321,28 +394,41 @@ pub struct RunArgs {
     ///
     /// On expiry the program's process group gets SIGTERM, then SIGKILL after
     /// the kill timeout, and netrunner exits with 124. 0 means no limit.
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = parse_duration, allow_hyphen_values = true)]
     pub timeout: Option<Duration>,
 
     /// Grace period between SIGTERM and SIGKILL
     ///
     /// Used whenever netrunner terminates the program: on --timeout, on
     /// --max-output, when its stdout is closed, and by the shepherd when
-    /// netrunner itself dies.
-    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "5s")]
+    /// netrunner itself dies. -k and --kill-after as in timeout(1).
+    #[arg(
+        short = 'k',
+        long,
+        visible_alias = "kill-after",
+        value_name = "D",
+        value_parser = parse_duration,
+        default_value = "5s",
+        allow_hyphen_values = true
+    )]
     pub kill_timeout: Duration,
 
     /// Limit on the program's stdout (and on its stderr), in bytes
     ///
     /// When the program writes more, exactly the first BYTES bytes are
     /// passed on, the program is terminated and netrunner exits with 125.
-    #[arg(long, value_name = "BYTES")]
+    /// BYTES may have a unit: k, M, G (powers of 1024, also KiB, MiB,
+    /// GiB) or kB, MB, GB (powers of 1000). Implies --pipe for stdout and
+    /// stderr.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, allow_hyphen_values = true)]
     pub max_output: Option<u64>,
 
     /// Feed FILE to the program's stdin ('-': netrunner's own stdin)
     ///
-    /// Without --input the program's stdin is empty. Use './-' for a file
-    /// named '-'.
+    /// The program reads FILE itself (it is opened by netrunner and handed
+    /// over); with --pipe it is copied through a pipe. Without --input the
+    /// program reads netrunner's stdin (with --pipe: an empty one). Use
+    /// './-' for a file named '-'.
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
 
@@ -375,14 +461,14 @@ pub struct RunArgs {
     /// Measured between chunks netrunner reads: the timer restarts with
     /// every chunk of stdout or stderr. The program is stopped with the
     /// stop sequence as on --timeout.
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = parse_duration, allow_hyphen_values = true)]
     pub idle_timeout: Option<Duration>,
 
     /// First signal of the stop sequence (like `timeout -s`): SIG, then the
     /// kill timeout, then SIGKILL
     ///
     /// A name (TERM, SIGTERM, INT) or a number. Ignored with --stop-sequence.
-    #[arg(long, value_name = "SIG", value_parser = crate::stop::parse_signal)]
+    #[arg(short = 's', long, value_name = "SIG", value_parser = crate::stop::parse_signal)]
     pub signal: Option<net_runner::Signal>,
 
     /// How to stop the program: steps ACTION[:WAIT], comma-separated
@@ -495,18 +581,19 @@ pub struct RunArgs {
     #[arg(long)]
     pub keep_descendants: bool,
 
-    /// Write statistics to FILE as JSON when netrunner exits
+    /// Write statistics as one JSON object when netrunner exits ('-': to
+    /// stderr)
     ///
-    /// One object with bytes_in, bytes_out, bytes_err, read_count,
-    /// write_count, wall_time_ms, exit_code, signal, user_time_ms,
-    /// system_time_ms, max_rss_bytes and end (how the run ended: exited,
-    /// signalled, timeout, idle_timeout, max_output, killed, owner_gone,
-    /// oom_killed), and with a cgroup memory_peak_bytes, oom_kills,
-    /// cgroup_cpu_time_ms, cpu_throttled_periods, pids_peak (null without one
-    /// or where the host lacks the figure). exit_code is null when a signal
-    /// killed the program (signal holds its number) and vice versa; the
-    /// figures that are unknown (e.g. the program never started) are null
-    /// or 0. The file is created before the program starts.
+    /// Fields (see the README for an example): mode (inherit or pipe), end
+    /// (exited, signalled, timeout, idle_timeout, max_output, killed,
+    /// owner_gone, oom_killed), timed_out, exit_code, signal, wall_time_ms,
+    /// user_time_ms, system_time_ms, max_rss_bytes; with --pipe the byte
+    /// counts bytes_in, bytes_out, bytes_err, read_count, write_count (null
+    /// when the program's stdio was inherited: nothing passed through
+    /// netrunner); with a cgroup memory_peak_bytes, oom_kills,
+    /// cgroup_cpu_time_ms, cpu_throttled_periods, pids_peak (null without
+    /// one or where the host lacks the figure). The file is created before
+    /// the program starts.
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
 
@@ -526,6 +613,26 @@ pub struct RunArgs {
     /// of following netrunner's terminal.
     #[arg(long, value_name = "ROWSxCOLS", requires = "pty", value_parser = crate::pty_mode::parse_size)]
     pub pty_size: Option<(u16, u16)>,
+
+    // --- Issue 11: transparency and timeout(1) compatibility. ---
+    /// Pipe the program's stdout and stderr through netrunner (with
+    /// backpressure and byte counts) instead of handing it netrunner's own
+    ///
+    /// Implied by --max-output and --idle-timeout, which need to see the
+    /// bytes. The program's stdin is then empty unless --input is given,
+    /// and it runs in a background process group (it cannot read the
+    /// terminal; netrunner forwards Ctrl-C and Ctrl-Z to it).
+    #[arg(long)]
+    pub pipe: bool,
+
+    /// On --timeout, exit with the program's status instead of 124
+    /// (timeout(1)'s --preserve-status)
+    #[arg(long)]
+    pub preserve_status: bool,
+
+    /// Say on stderr when the timeout sends a signal (timeout(1)'s -v)
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 
     /// The program to run and its arguments
     #[arg(
@@ -564,6 +671,12 @@ impl RunArgs {
             None => self.kill_timeout,
         };
         steps.saturating_add(Duration::from_secs(1))
+    }
+
+    /// Whether the program's output goes through netrunner (pipes), rather
+    /// than straight to netrunner's stdout and stderr.
+    pub fn piped(&self) -> bool {
+        self.pipe || self.max_output.is_some() || self.idle_timeout.is_some_and(|d| !d.is_zero())
     }
 
     /// The library command for these options, without its input (which
@@ -660,19 +773,36 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    Cli::try_parse_from(argv).map_err(|e| match e.kind() {
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    let sub = argv
+        .get(1)
+        .and_then(|a| a.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    let cli = Cli::try_parse_from(&argv).map_err(|e| clap_exit(&e, &sub))?;
+    match cli.command {
+        CliCommand::Timeout(t) => {
+            Cli::try_parse_from(t.to_run_argv()).map_err(|e| clap_exit(&e, "timeout"))
+        }
+        CliCommand::Run(_) | CliCommand::Daemon(_) => Ok(cli),
+    }
+}
+
+fn clap_exit(e: &clap::Error, sub: &str) -> Exit {
+    match e.kind() {
         clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
             let _ = e.print();
             Exit::code(0)
         }
-        _ => usage_error(&e),
-    })
+        _ => usage_error(e, sub),
+    }
 }
 
-/// A clap error as netrunner's one-line failure.
-pub fn usage_error(e: &clap::Error) -> Exit {
+/// A clap error as netrunner's one-line failure; `sub` is the subcommand
+/// the command line named, whose `--help` it points to.
+pub fn usage_error(e: &clap::Error, sub: &str) -> Exit {
     let text = e.to_string();
-    let in_run = text.contains("Usage: netrunner run");
+    let in_run = text.contains("Usage: netrunner run") || sub == "run";
     let summary = if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         "missing command; usage: netrunner run [OPTIONS] -- PROGRAM [ARGS...]".to_owned()
     } else {
@@ -685,7 +815,9 @@ pub fn usage_error(e: &clap::Error) -> Exit {
             .join(" ")
     };
     let summary = summary.strip_prefix("error: ").unwrap_or(&summary);
-    let help = if in_run {
+    let help = if sub == "timeout" {
+        "netrunner timeout --help"
+    } else if in_run {
         "netrunner run --help"
     } else {
         "netrunner --help"
@@ -701,6 +833,7 @@ mod tests {
         let full = ["netrunner", "run"].iter().chain(argv).copied();
         parse(full).map(|cli| match cli.command {
             CliCommand::Run(r) => r,
+            CliCommand::Timeout(_) => unreachable!("parse turns it into run"),
             other => panic!("{other:?}"),
         })
     }
@@ -947,6 +1080,130 @@ mod tests {
         let out = a.to_command().run_blocking().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "1|two words||/\n");
         assert!(out.stderr.is_empty());
+    }
+
+    #[test]
+    fn timeout_compatible_options() {
+        let a = ok(&[
+            "-k",
+            "2s",
+            "-s",
+            "INT",
+            "--preserve-status",
+            "-v",
+            "--",
+            "x",
+        ]);
+        assert_eq!(a.kill_timeout, Duration::from_secs(2));
+        assert_eq!(a.signal, Some(net_runner::Signal::Int));
+        assert!(a.preserve_status && a.verbose);
+        assert_eq!(
+            ok(&["--kill-after=1m30s", "--", "x"]).kill_timeout,
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            ok(&["--max-output", "1k", "--", "x"]).max_output,
+            Some(1024)
+        );
+        assert_eq!(
+            ok(&["--max-output", "2MiB", "--", "x"]).max_output,
+            Some(2 << 20)
+        );
+        assert_eq!(
+            ok(&["--timeout", "1d", "--", "x"]).timeout,
+            Some(Duration::from_secs(86400))
+        );
+        assert_eq!(
+            ok(&["--timeout", "1e3", "--", "x"]).timeout,
+            Some(Duration::from_secs(1000))
+        );
+    }
+
+    /// `netrunner timeout ARGS` is `netrunner run` with the same meaning.
+    #[test]
+    fn timeout_form_translates_one_to_one() {
+        let t = |argv: &[&str]| -> RunArgs {
+            let full = ["netrunner", "timeout"].iter().chain(argv).copied();
+            match parse(full)
+                .unwrap_or_else(|e| panic!("{argv:?}: {e:?}"))
+                .command
+            {
+                CliCommand::Run(r) => r,
+                other => panic!("{other:?}"),
+            }
+        };
+        let a = t(&[
+            "-s",
+            "KILL",
+            "-k",
+            "1",
+            "--preserve-status",
+            "-v",
+            "1.5",
+            "sleep",
+            "-x",
+            "--",
+            "y",
+        ]);
+        assert_eq!(a.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(a.signal, Some(net_runner::Signal::Kill));
+        assert_eq!(a.kill_timeout, Duration::from_secs(1));
+        assert!(a.preserve_status && a.verbose);
+        assert_eq!(a.command, ["sleep", "-x", "--", "y"]);
+        let a = t(&["--foreground", "5m", "make"]);
+        assert_eq!(a.timeout, Some(Duration::from_secs(300)));
+        assert_eq!(a.command, ["make"]);
+        let e = parse(["netrunner", "timeout", "5x", "true"]).unwrap_err();
+        let msg = e.message.unwrap();
+        assert!(
+            msg.contains("5x") && msg.contains("netrunner timeout --help"),
+            "{msg}"
+        );
+        assert_eq!(parse(["netrunner", "timeout", "5"]).unwrap_err().code, 125);
+    }
+
+    #[test]
+    fn negative_values_name_the_option() {
+        for (argv, option) in [
+            (&["--timeout", "-1"][..], "--timeout"),
+            (&["--kill-timeout", "-2s"], "--kill-timeout"),
+            (&["-k", "-2s"], "--kill-timeout"),
+            (&["--idle-timeout", "-1ms"], "--idle-timeout"),
+            (&["--max-output", "-5"], "--max-output"),
+        ] {
+            let argv: Vec<&str> = argv.iter().copied().chain(["--", "true"]).collect();
+            let msg = err(&argv);
+            assert!(
+                msg.contains(option) && msg.contains("negative"),
+                "{argv:?}: {msg}"
+            );
+            assert!(msg.contains("'netrunner run --help'"), "{argv:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn help_subcommand() {
+        for argv in [
+            &["netrunner", "help"][..],
+            &["netrunner", "help", "run"],
+            &["netrunner", "help", "timeout"],
+        ] {
+            assert_eq!(
+                parse(argv.iter().copied()).unwrap_err(),
+                Exit::code(0),
+                "{argv:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pipes_only_when_an_option_needs_the_bytes() {
+        assert!(!ok(&["--", "x"]).piped());
+        assert!(!ok(&["--stderr", "redirect", "--input", "f", "--", "x"]).piped());
+        assert!(ok(&["--pipe", "--", "x"]).piped());
+        assert!(ok(&["--max-output", "1", "--", "x"]).piped());
+        assert!(ok(&["--idle-timeout", "1s", "--", "x"]).piped());
+        assert!(!ok(&["--idle-timeout", "0", "--", "x"]).piped());
     }
 
     #[test]

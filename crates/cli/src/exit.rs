@@ -4,6 +4,8 @@ use net_runner::{Error, ExitStatus, SpawnStage};
 
 /// `--timeout` or `--idle-timeout` fired and the program was stopped.
 pub const TIMEOUT: i32 = 124;
+/// The timeout fired and SIGKILL was needed (128 + 9), as timeout(1) says.
+pub const TIMEOUT_KILLED: i32 = 128 + libc::SIGKILL;
 /// netrunner itself failed (bad usage, I/O error, ...), or `--max-output`
 /// was exceeded.
 pub const FAILURE: i32 = 125;
@@ -22,6 +24,23 @@ pub struct Exit {
     pub code: i32,
     /// What went wrong, if anything did.
     pub message: Option<String>,
+    /// Die of this signal instead of exiting (the program died of a
+    /// signal netrunner forwarded), and whether to send it to netrunner's
+    /// whole process group first (the terminal sent it to the program).
+    pub raise: Option<(i32, bool)>,
+}
+
+/// The status after a timeout: 124, or 137 when the program needed
+/// SIGKILL (or the stop signal was KILL), as timeout(1); the program's own
+/// status with `--preserve-status`.
+pub fn timed_out(status: ExitStatus, preserve_status: bool) -> i32 {
+    if preserve_status {
+        status.shell_code()
+    } else if status.signal() == Some(libc::SIGKILL) {
+        TIMEOUT_KILLED
+    } else {
+        TIMEOUT
+    }
 }
 
 impl Exit {
@@ -30,6 +49,17 @@ impl Exit {
         Exit {
             code,
             message: None,
+            raise: None,
+        }
+    }
+
+    /// Dies of `signal` (128 + `signal` should that fail); with
+    /// `whole_group`, sends it to netrunner's process group.
+    pub fn raise(signal: i32, whole_group: bool) -> Self {
+        Exit {
+            code: 128 + signal,
+            message: None,
+            raise: Some((signal, whole_group)),
         }
     }
 
@@ -38,6 +68,7 @@ impl Exit {
         Exit {
             code,
             message: Some(message.into()),
+            raise: None,
         }
     }
 
@@ -51,8 +82,18 @@ impl Exit {
     /// cannot be executed, 127 when it is not found, 125 for the rest
     /// (including `--max-output`).
     pub fn from_error(err: &Error) -> Self {
+        Self::from_error_with(err, false)
+    }
+
+    /// As [`from_error`](Self::from_error); after a timeout, the program's
+    /// status when `preserve_status`, and 137 when it needed SIGKILL.
+    pub fn from_error_with(err: &Error, preserve_status: bool) -> Self {
         let code = match err {
-            Error::Timeout { .. } | Error::IdleTimeout { .. } => TIMEOUT,
+            Error::Timeout { output, .. } | Error::IdleTimeout { output, .. } => {
+                timed_out(output.status, preserve_status)
+            }
+            // As timeout(1) and a shell say for a missing #! interpreter.
+            Error::InterpreterNotFound { .. } => NOT_FOUND,
             // The program exited; what it left behind held the output.
             Error::LeftoverHolders { output, .. } => output.status.shell_code(),
             Error::NotFound { .. } => NOT_FOUND,
@@ -69,9 +110,9 @@ impl Exit {
     }
 
     /// The exit for an error that came out of a stream as an `io::Error`.
-    pub fn from_io(err: &std::io::Error) -> Self {
+    pub fn from_io(err: &std::io::Error, preserve_status: bool) -> Self {
         match Error::from_io(err) {
-            Some(e) => Exit::from_error(e),
+            Some(e) => Exit::from_error_with(e, preserve_status),
             None => Exit::failure(FAILURE, err.to_string()),
         }
     }
@@ -159,7 +200,7 @@ mod tests {
     #[test]
     fn plain_io_errors_are_failures() {
         let e = io::Error::other("boom");
-        assert_eq!(Exit::from_io(&e), Exit::failure(FAILURE, "boom"));
+        assert_eq!(Exit::from_io(&e, false), Exit::failure(FAILURE, "boom"));
     }
 
     #[test]

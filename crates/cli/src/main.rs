@@ -16,8 +16,10 @@ mod args;
 mod daemon;
 mod duration;
 mod exit;
+mod job;
 mod pty_mode;
 mod runner;
+mod size;
 mod stats_json;
 mod stop;
 
@@ -31,6 +33,12 @@ fn main() {
         Ok(cli) => cli,
         Err(exit) => finish(exit),
     };
+    // Nothing here would use a shepherd started ahead of time: one run,
+    // one shepherd, started when needed.
+    net_runner::set_prestarted_shepherds(0);
+    // One command per process: a copy of the shepherd in memory per run
+    // would be most of its cost.
+    net_runner::set_shepherd_file_cache(true);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -44,6 +52,7 @@ fn main() {
     let exit = match cli.command {
         CliCommand::Run(run) => rt.block_on(runner::run(run)),
         CliCommand::Daemon(d) => rt.block_on(daemon::run(d)),
+        CliCommand::Timeout(_) => unreachable!("args::parse turns `timeout` into `run`"),
     };
     // `rt` stays alive: `finish` never returns.
     finish(exit)
@@ -59,6 +68,9 @@ fn finish(exit: Exit) -> ! {
         if stderr_writable_within(1000) {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
+    }
+    if let Some((signal, whole_group)) = exit.raise {
+        job::die_of(signal, whole_group);
     }
     std::process::exit(exit.code)
 }

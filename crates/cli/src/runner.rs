@@ -1,9 +1,13 @@
-//! `netrunner run`: starts the program and pumps its output to ours.
+//! `netrunner run`: starts the program and waits for it, as a shell runs
+//! a foreground job.
 //!
-//! One `select!` loop over three things: signals sent to netrunner (forwarded
-//! to the program's process group), the write of the current chunk (at most
-//! one at a time, so nothing more is read from the program until it is
-//! written), and the program's next chunk of output.
+//! Two ways: **transparent** (the default), where the program gets
+//! netrunner's stdin, stdout and stderr and, at a terminal, the terminal's
+//! foreground; and **piped** (`--pipe`, `--max-output`, `--idle-timeout`),
+//! one `select!` loop over signals sent to netrunner (forwarded to the
+//! program's process group), the write of the current chunk (at most one at
+//! a time, so nothing more is read from the program until it is written),
+//! and the program's next chunk of output.
 
 use std::fs::File;
 use std::io::{self, Write as _};
@@ -12,22 +16,30 @@ use std::path::Path;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use net_runner::{Chunk, ProcessHandle, Signal};
+use net_runner::{Chunk, End, ProcessEvent, ProcessHandle, Signal, Stdio};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 
-use crate::args::{InputSource, RunArgs};
+use crate::args::{InputSource, RunArgs, StderrMode};
 use crate::exit::{self, Exit};
+use crate::job;
 use crate::stats_json::Report;
 
+/// Where `--stats-json` goes.
+enum StatsOut {
+    File(File, std::path::PathBuf),
+    Stderr,
+}
+
 /// Runs the program described by `args` to the end and returns how
-/// netrunner should exit. The `--stats-json` file, if asked for, is written
-/// before returning.
+/// netrunner should exit. The `--stats-json` report, if asked for, is
+/// written before returning.
 pub async fn run(args: RunArgs) -> Exit {
     // Open the stats file first: a typo in its path should not cost a run.
-    let stats_file = match &args.stats_json {
+    let stats_out = match &args.stats_json {
+        Some(path) if path.as_os_str() == "-" => Some(StatsOut::Stderr),
         Some(path) => match File::create(path) {
-            Ok(f) => Some((f, path.clone())),
+            Ok(f) => Some(StatsOut::File(f, path.clone())),
             Err(e) => {
                 return Exit::failure(
                     exit::FAILURE,
@@ -37,12 +49,20 @@ pub async fn run(args: RunArgs) -> Exit {
         },
         None => None,
     };
-    let (exit, report) = match start_and_pump(&args).await {
+    let mode = if args.piped() { "pipe" } else { "inherit" };
+    let started = if args.piped() {
+        start_and_pump(&args).await
+    } else {
+        start_and_wait(&args).await
+    };
+    let (exit, mut report) = match started {
         Ok(done) => done,
         Err(exit) => (exit, Report::default()),
     };
-    match stats_file {
-        Some((mut file, path)) => match file.write_all(report.to_json().as_bytes()) {
+    report.mode = Some(mode);
+    let json = report.to_json();
+    match stats_out {
+        Some(StatsOut::File(mut file, path)) => match file.write_all(json.as_bytes()) {
             Ok(()) => exit,
             Err(e) if exit.message.is_none() => Exit::failure(
                 exit::FAILURE,
@@ -50,32 +70,236 @@ pub async fn run(args: RunArgs) -> Exit {
             ),
             Err(_) => exit,
         },
+        Some(StatsOut::Stderr) => {
+            let _ = write_all_fd(libc::STDERR_FILENO, json.as_bytes());
+            exit
+        }
         None => exit,
     }
 }
 
-/// The three signals netrunner forwards.
+/// The signals netrunner forwards, and Ctrl-Z when it reaches netrunner.
 struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    tstp: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    fn install() -> io::Result<Self> {
-        Ok(Signals {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-            hup: signal(SignalKind::hangup())?,
+    fn install() -> Result<Self, Exit> {
+        let install = || -> io::Result<Signals> {
+            Ok(Signals {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+                hup: signal(SignalKind::hangup())?,
+                quit: signal(SignalKind::quit())?,
+                tstp: signal(SignalKind::from_raw(libc::SIGTSTP))?,
+            })
+        };
+        install().map_err(|e| {
+            Exit::failure(
+                exit::FAILURE,
+                format!("cannot install signal handlers: {e}"),
+            )
         })
     }
 }
 
-/// Starts the program and streams its output. `Err` when it could not be
-/// started (nothing ran, so there are no statistics).
+/// The signals netrunner forwarded, so that it can die of the same one.
+#[derive(Debug, Default, Clone, Copy)]
+struct Forwarded(u64);
+
+impl Forwarded {
+    fn add(&mut self, sig: Signal) {
+        self.0 |= 1 << sig.as_raw();
+    }
+    fn contains(self, sig: i32) -> bool {
+        (0..64).contains(&sig) && self.0 & (1 << sig) != 0
+    }
+}
+
+/// What `--verbose` says, and when: the stop sequence's signals, timed
+/// from the start as the shepherd runs them.
+fn verbose_plan(args: &RunArgs) -> Vec<(tokio::time::Instant, String)> {
+    let Some(timeout) = args.timeout.filter(|t| !t.is_zero() && args.verbose) else {
+        return Vec::new();
+    };
+    let now = tokio::time::Instant::now();
+    let program = args.command[0].to_string_lossy().into_owned();
+    let say = |sig: &str| format!("sending signal {sig} to command '{program}'");
+    let mut at = timeout;
+    let mut plan = Vec::new();
+    match &args.stop_sequence {
+        Some(spec) => {
+            for step in &spec.0 {
+                match *step {
+                    crate::stop::StopStep::Signal(sig, wait) => {
+                        plan.push((at, say(sig.name())));
+                        at = at.saturating_add(wait.unwrap_or(args.kill_timeout));
+                    }
+                    crate::stop::StopStep::CloseStdin(wait) => {
+                        plan.push((at, format!("closing the stdin of command '{program}'")));
+                        at = at.saturating_add(wait.unwrap_or_default());
+                    }
+                }
+            }
+        }
+        None => {
+            plan.push((at, say(args.signal.unwrap_or(Signal::Term).name())));
+            at = at.saturating_add(args.kill_timeout);
+        }
+    }
+    plan.push((at, say("KILL")));
+    plan.into_iter()
+        .filter_map(|(d, text)| Some((now.checked_add(d)?, text)))
+        .collect()
+}
+
+/// Prints the `--verbose` lines already due (the program's end was seen
+/// in the same wake-up as their timer).
+fn flush_verbose(plan: &mut Vec<(tokio::time::Instant, String)>) {
+    let now = tokio::time::Instant::now();
+    for (_, line) in plan.iter().take_while(|(at, _)| *at <= now) {
+        let _ = writeln!(io::stderr(), "netrunner: {line}");
+    }
+    plan.clear();
+}
+
+/// The next `--verbose` line once it is due; never when there is none.
+async fn next_verbose(plan: &mut Vec<(tokio::time::Instant, String)>) -> String {
+    match plan.first() {
+        Some((at, _)) => {
+            tokio::time::sleep_until(*at).await;
+            plan.remove(0).1
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Transparent mode: the program gets our stdio (and the terminal's
+/// foreground when we have it); we forward signals, follow its stops, and
+/// wait. `Err` when it could not be started.
+async fn start_and_wait(args: &RunArgs) -> Result<(Exit, Report), Exit> {
+    let mut cmd = args.to_command();
+    match args.input_source() {
+        None | Some(InputSource::Stdin) => {
+            cmd.stdin(Stdio::inherit());
+        }
+        Some(InputSource::File(path)) => {
+            let file = open_input(&path).map_err(|e| {
+                Exit::failure(
+                    exit::FAILURE,
+                    format!("cannot read input {}: {e}", path.display()),
+                )
+            })?;
+            cmd.stdin(Stdio::from(file));
+        }
+    }
+    cmd.stdout(Stdio::inherit());
+    if args.stderr == StderrMode::Consume {
+        cmd.stderr(net_runner::Stderr::Inherit);
+    }
+    let foreground = job::in_terminal_foreground();
+    cmd.foreground(foreground);
+    // Installed before the program starts: a signal that arrives while it
+    // is starting is kept and forwarded as soon as it runs.
+    let mut signals = Signals::install()?;
+    let mut process = cmd.spawn().await.map_err(|e| Exit::from_error(&e))?;
+    let mut forwarded = Forwarded::default();
+    let mut stop_requested = false;
+    let mut verbose = verbose_plan(args);
+    let handle = process.handle();
+    let status = loop {
+        tokio::select! {
+            biased;
+            Some(()) = signals.int.recv() => forward(&handle, Signal::Int, &mut forwarded),
+            Some(()) = signals.term.recv() => forward(&handle, Signal::Term, &mut forwarded),
+            Some(()) = signals.hup.recv() => forward(&handle, Signal::Hup, &mut forwarded),
+            Some(()) = signals.quit.recv() => forward(&handle, Signal::Quit, &mut forwarded),
+            // Before the exit: when both are due at one wake-up, the line
+            // for a signal that was sent comes first.
+            line = next_verbose(&mut verbose) => {
+                let _ = writeln!(io::stderr(), "netrunner: {line}");
+            }
+            Some(()) = signals.tstp.recv() => {
+                // Ctrl-Z reached us, not the program (no terminal handed
+                // over): stop it, then ourselves once it has stopped.
+                let _ = handle.kill(Signal::Tstp);
+                stop_requested = true;
+            }
+            event = process.wait_event() => match event {
+                Ok(ProcessEvent::Stopped(sig)) if foreground || stop_requested => {
+                    stop_requested = false;
+                    // The library took the terminal back already.
+                    job::stop_self(sig);
+                    // Continued (fg or bg): so is the program.
+                    if let Err(e) = process.resume() {
+                        let _ = writeln!(io::stderr(), "netrunner: cannot continue the program: {e}");
+                    }
+                }
+                Ok(ProcessEvent::Exited(status)) => break status,
+                Ok(_) => {}
+                Err(e) => return Ok((Exit::from_error(&e), Report::from(&process.stats()))),
+            },
+        }
+    };
+    flush_verbose(&mut verbose);
+    let stats = process.stats();
+    let mut report = Report::from(&stats);
+    report.clear_byte_counts();
+    Ok((
+        exit_for(args, status, stats.end, forwarded, foreground),
+        report,
+    ))
+}
+
+/// How netrunner ends for a program that ended with `status` (`end`: why).
+fn exit_for(
+    args: &RunArgs,
+    status: net_runner::ExitStatus,
+    end: Option<End>,
+    forwarded: Forwarded,
+    foreground: bool,
+) -> Exit {
+    if matches!(end, Some(End::Timeout | End::IdleTimeout)) {
+        // One line, as in pipe mode (where it is the library's error).
+        let what = match (end, args.timeout, args.idle_timeout) {
+            (Some(End::Timeout), Some(t), _) => format!("timed out after {t:?}"),
+            (_, _, Some(t)) => format!("no output for {t:?} (idle timeout"),
+            _ => "timed out".to_owned(),
+        };
+        let close = if what.contains('(') { ";" } else { " (" };
+        return Exit::failure(
+            exit::timed_out(status, args.preserve_status),
+            format!("{what}{close}then {status})"),
+        );
+    }
+    if let Some(sig) = status.signal() {
+        // Forwarded by us, or sent by the terminal to the program in our
+        // place: the caller should see the signal death it would have seen
+        // without netrunner.
+        if forwarded.contains(sig) {
+            return Exit::raise(sig, false);
+        }
+        if foreground && (sig == libc::SIGINT || sig == libc::SIGQUIT) {
+            return Exit::raise(sig, true);
+        }
+    }
+    Exit::from_status(status)
+}
+
+/// Piped mode: starts the program and streams its output. `Err` when it
+/// could not be started (nothing ran, so there are no statistics).
 async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
     let mut cmd = args.to_command();
     match args.input_source() {
+        // --max-output or --idle-timeout alone: the program still reads
+        // our stdin; only an explicit --pipe keeps it empty.
+        None if !args.pipe => {
+            cmd.stdin(Stdio::inherit());
+        }
         None => {}
         Some(InputSource::Stdin) => {
             cmd.input_reader(tokio::io::stdin());
@@ -92,12 +316,9 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
     }
     // Installed before the program starts: a signal that arrives while it
     // is starting is kept and forwarded as soon as it runs.
-    let mut signals = Signals::install().map_err(|e| {
-        Exit::failure(
-            exit::FAILURE,
-            format!("cannot install signal handlers: {e}"),
-        )
-    })?;
+    let mut signals = Signals::install()?;
+    let mut forwarded = Forwarded::default();
+    let mut verbose = verbose_plan(args);
     let mut stream = cmd
         .stream_tagged()
         .await
@@ -124,9 +345,20 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
     let exit = loop {
         tokio::select! {
             biased;
-            Some(()) = signals.int.recv() => forward(&handle, Signal::Int),
-            Some(()) = signals.term.recv() => forward(&handle, Signal::Term),
-            Some(()) = signals.hup.recv() => forward(&handle, Signal::Hup),
+            Some(()) = signals.int.recv() => forward(&handle, Signal::Int, &mut forwarded),
+            Some(()) = signals.term.recv() => forward(&handle, Signal::Term, &mut forwarded),
+            Some(()) = signals.hup.recv() => forward(&handle, Signal::Hup, &mut forwarded),
+            Some(()) = signals.quit.recv() => forward(&handle, Signal::Quit, &mut forwarded),
+            Some(()) = signals.tstp.recv() => {
+                // The program runs in a background group here: stop it,
+                // then ourselves; continue it when we are continued.
+                let _ = handle.kill(Signal::Tstp);
+                job::stop_self(libc::SIGTSTP);
+                let _ = handle.kill(Signal::Cont);
+            }
+            line = next_verbose(&mut verbose) => {
+                let _ = writeln!(io::stderr(), "netrunner: {line}");
+            }
             (target, result) = written(&mut pending) => {
                 pending = None;
                 match (target, result) {
@@ -154,10 +386,10 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
             }
             item = stream.next(), if pending.is_none() => match item {
                 None => break match stream.status() {
-                    Some(status) => Exit::from_status(status),
+                    Some(status) => exit_for(args, status, stream.stats().end, forwarded, false),
                     None => Exit::failure(exit::FAILURE, "the program's exit status was lost"),
                 },
-                Some(Err(e)) => break Exit::from_io(&e),
+                Some(Err(e)) => break Exit::from_io(&e, args.preserve_status),
                 Some(Ok(_)) if abandoned => {}
                 // A file or /dev/null never blocks for long: write it here
                 // instead of a blocking-pool round trip per chunk.
@@ -174,6 +406,7 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
             }
         }
     };
+    flush_verbose(&mut verbose);
     let mut report = Report::from(&stream.stats());
     if owner_gone && report.end.is_none() {
         report.end = Some(net_runner::End::OwnerGone.as_str());
@@ -192,7 +425,8 @@ fn open_input(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-fn forward(handle: &ProcessHandle, signal: Signal) {
+fn forward(handle: &ProcessHandle, signal: Signal, forwarded: &mut Forwarded) {
+    forwarded.add(signal);
     if let Err(e) = handle.kill(signal) {
         let _ = writeln!(io::stderr(), "netrunner: cannot forward {signal}: {e}");
     }

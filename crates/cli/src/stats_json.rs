@@ -4,10 +4,14 @@
 //! `null`, every key a fixed ASCII name):
 //!
 //! ```json
-//! {"bytes_in":5,"bytes_out":5,"bytes_err":0,"read_count":1,"write_count":1,
-//!  "wall_time_ms":3,"exit_code":0,"signal":null,"user_time_ms":0,
-//!  "system_time_ms":1,"max_rss_bytes":2097152,"end":"exited"}
+//! {"mode":"pipe","end":"exited","timed_out":false,"bytes_in":5,"bytes_out":5,
+//!  "bytes_err":0,"read_count":1,"write_count":1,"wall_time_ms":3,"exit_code":0,
+//!  "signal":null,"user_time_ms":0,"system_time_ms":1,"max_rss_bytes":2097152}
 //! ```
+//!
+//! `mode` is `inherit` (the program had netrunner's stdio: the byte
+//! counts are `null`, nothing passed through netrunner) or `pipe`.
+//! `timed_out` is true when `end` is `timeout` or `idle_timeout`.
 //!
 //! `end` says how the run ended: `exited`, `signalled` (a signal nobody
 //! here sent), `timeout`, `idle_timeout`, `max_output`, `killed` (netrunner
@@ -33,16 +37,18 @@ use net_runner::Stats;
 /// The figures written to the `--stats-json` file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
-    /// Bytes written to the program's stdin.
-    pub bytes_in: u64,
+    /// `inherit` (the program had netrunner's stdio) or `pipe`.
+    pub mode: Option<&'static str>,
+    /// Bytes written to the program's stdin (`None`: not seen).
+    pub bytes_in: Option<u64>,
     /// Bytes read from its stdout.
-    pub bytes_out: u64,
+    pub bytes_out: Option<u64>,
     /// Bytes read from its stderr.
-    pub bytes_err: u64,
+    pub bytes_err: Option<u64>,
     /// Reads from stdout and stderr.
-    pub read_count: u64,
+    pub read_count: Option<u64>,
     /// Writes to stdin.
-    pub write_count: u64,
+    pub write_count: Option<u64>,
     /// From the start of the program until its exit was seen.
     pub wall_time: Duration,
     /// Its exit code, if it exited.
@@ -65,11 +71,12 @@ pub struct Report {
 impl From<&Stats> for Report {
     fn from(s: &Stats) -> Self {
         Report {
-            bytes_in: s.bytes_in,
-            bytes_out: s.bytes_out,
-            bytes_err: s.bytes_err,
-            read_count: s.read_count,
-            write_count: s.write_count,
+            mode: None,
+            bytes_in: Some(s.bytes_in),
+            bytes_out: Some(s.bytes_out),
+            bytes_err: Some(s.bytes_err),
+            read_count: Some(s.read_count),
+            write_count: Some(s.write_count),
             wall_time: s.wall_time,
             exit_code: s.exit_status.and_then(|st| st.code()),
             signal: s.exit_status.and_then(|st| st.signal()),
@@ -87,26 +94,42 @@ fn millis(d: Duration) -> u128 {
 }
 
 impl Report {
+    /// Forgets the byte counts: nothing passed through netrunner.
+    pub fn clear_byte_counts(&mut self) {
+        self.bytes_in = None;
+        self.bytes_out = None;
+        self.bytes_err = None;
+        self.read_count = None;
+        self.write_count = None;
+    }
+
+    /// Whether the run timed out (the `timed_out` field).
+    fn timed_out(&self) -> bool {
+        matches!(self.end, Some("timeout" | "idle_timeout"))
+    }
+
     /// The report as one line of JSON, ending with a newline.
     pub fn to_json(&self) -> String {
         fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
             v.map_or_else(|| "null".to_owned(), |v| v.to_string())
         }
         let cg = self.cgroup.unwrap_or_default();
-        let fields: [(&str, String); 17] = [
-            ("bytes_in", self.bytes_in.to_string()),
-            ("bytes_out", self.bytes_out.to_string()),
-            ("bytes_err", self.bytes_err.to_string()),
-            ("read_count", self.read_count.to_string()),
-            ("write_count", self.write_count.to_string()),
+        let fields: [(&str, String); 19] = [
+            // Fixed lowercase identifiers: quoted, no escaping needed.
+            ("mode", opt(self.mode.map(|m| format!("\"{m}\"")))),
+            ("end", opt(self.end.map(|e| format!("\"{e}\"")))),
+            ("timed_out", self.timed_out().to_string()),
+            ("bytes_in", opt(self.bytes_in)),
+            ("bytes_out", opt(self.bytes_out)),
+            ("bytes_err", opt(self.bytes_err)),
+            ("read_count", opt(self.read_count)),
+            ("write_count", opt(self.write_count)),
             ("wall_time_ms", millis(self.wall_time).to_string()),
             ("exit_code", opt(self.exit_code)),
             ("signal", opt(self.signal)),
             ("user_time_ms", opt(self.user_time.map(millis))),
             ("system_time_ms", opt(self.system_time.map(millis))),
             ("max_rss_bytes", opt(self.max_rss_bytes)),
-            // A fixed lowercase identifier: quoted, no escaping needed.
-            ("end", opt(self.end.map(|e| format!("\"{e}\"")))),
             ("memory_peak_bytes", opt(cg.memory_peak_bytes)),
             ("oom_kills", opt(cg.oom_kills)),
             ("cgroup_cpu_time_ms", opt(cg.cpu_usage.map(millis))),
@@ -144,6 +167,8 @@ mod tests {
         let map = parse(&json);
         let keys: Vec<&str> = map.keys().map(String::as_str).collect();
         let mut expected = vec![
+            "mode",
+            "timed_out",
             "bytes_in",
             "bytes_out",
             "bytes_err",
@@ -170,17 +195,19 @@ mod tests {
         assert!(map["signal"].is_null());
         assert!(map["max_rss_bytes"].is_null());
         assert!(map["end"].is_null());
-        assert_eq!(map["bytes_in"], 0);
+        assert!(map["bytes_in"].is_null());
+        assert!(map["mode"].is_null());
     }
 
     #[test]
     fn values() {
         let r = Report {
-            bytes_in: 1,
-            bytes_out: u64::MAX,
-            bytes_err: 3,
-            read_count: 4,
-            write_count: 5,
+            mode: Some("pipe"),
+            bytes_in: Some(1),
+            bytes_out: Some(u64::MAX),
+            bytes_err: Some(3),
+            read_count: Some(4),
+            write_count: Some(5),
             wall_time: Duration::from_micros(12_999),
             exit_code: Some(-1),
             signal: None,
@@ -203,6 +230,14 @@ mod tests {
         assert_eq!(map["system_time_ms"], 0);
         assert_eq!(map["max_rss_bytes"], 4096);
         assert_eq!(map["end"], "idle_timeout");
+        assert_eq!(map["mode"], "pipe");
+        assert_eq!(map["timed_out"], true);
+        let mut inherit = r.clone();
+        inherit.clear_byte_counts();
+        inherit.end = Some("exited");
+        let map = parse(&inherit.to_json());
+        assert!(map["bytes_out"].is_null() && map["read_count"].is_null());
+        assert_eq!(map["timed_out"], false);
     }
 
     #[test]
@@ -213,7 +248,10 @@ mod tests {
             .run_blocking()
             .unwrap();
         let r = Report::from(&out.stats);
-        assert_eq!((r.bytes_in, r.bytes_out, r.bytes_err), (5, 5, 2));
+        assert_eq!(
+            (r.bytes_in, r.bytes_out, r.bytes_err),
+            (Some(5), Some(5), Some(2))
+        );
         assert_eq!((r.exit_code, r.signal), (None, Some(libc::SIGTERM)));
         assert_eq!(r.end, Some("signalled"));
         assert!(r.max_rss_bytes.unwrap() > 0);

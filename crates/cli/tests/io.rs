@@ -60,16 +60,28 @@ fn stdout_and_stderr_go_to_their_own_streams() {
 }
 
 #[test]
-fn stdin_is_empty_by_default() {
-    // netrunner's own stdin has data, but without --input the program
-    // must see none (and not hang waiting for it).
-    let r = run_with_stdin(&["run", "--", "cat"], b"not for the program\n");
+fn stdin_is_inherited_by_default() {
+    // `echo hello | netrunner run -- cat`: the program reads our stdin.
+    let r = run_with_stdin(&["run", "--", "cat"], b"hello\n");
+    assert_eq!(r.code(), 0, "{r:?}");
+    assert_eq!(r.out(), "hello\n");
+    // So it does with --max-output (which pipes only the output).
+    let r = run_with_stdin(&["run", "--max-output", "1M", "--", "cat"], b"hello\n");
+    assert_eq!(r.out(), "hello\n");
+}
+
+#[test]
+fn stdin_is_empty_with_pipe() {
+    // netrunner's own stdin has data, but with --pipe and without --input
+    // the program must see none (and not hang waiting for it).
+    let r = run_with_stdin(&["run", "--pipe", "--", "cat"], b"not for the program\n");
     assert_eq!(r.code(), 0, "{r:?}");
     assert!(r.stdout.is_empty(), "{r:?}");
 
     let r = run_with_stdin(
         &[
             "run",
+            "--pipe",
             "--",
             "sh",
             "-c",
@@ -261,4 +273,35 @@ fn program_arguments_pass_through_untouched() {
     ]);
     assert_eq!(r.code(), 0, "{r:?}");
     assert_eq!(r.out(), "[--timeout][-x][][two words][--]");
+}
+
+/// `NETRUNNER_*` variables netrunner reads are checked, and the message
+/// names the variable (and, for the shepherd, the path).
+#[test]
+fn bad_netrunner_variables_are_named() {
+    for value in ["abc", "-1", "65", ""] {
+        let mut cmd = common::netrunner(&["run", "--", "true"]);
+        cmd.env("NETRUNNER_PRESTART", value);
+        let r = common::run_cmd(cmd, None);
+        assert_eq!(r.code(), 125, "{value:?}: {r:?}");
+        let msg = r.message();
+        assert!(
+            msg.contains("NETRUNNER_PRESTART") && msg.contains(value),
+            "{msg}"
+        );
+    }
+    let mut cmd = common::netrunner(&["run", "--", "true"]);
+    cmd.env("NETRUNNER_PRESTART", " 2 ");
+    assert_eq!(common::run_cmd(cmd, None).code(), 0);
+    for path in ["/no/such/shepherd", "/etc/passwd", ""] {
+        let mut cmd = common::netrunner(&["run", "--", "true"]);
+        cmd.env("NETRUNNER_SHEPHERD", path);
+        let r = common::run_cmd(cmd, None);
+        assert_eq!(r.code(), 125, "{path:?}: {r:?}");
+        let msg = r.message();
+        assert!(
+            msg.contains(&format!("NETRUNNER_SHEPHERD=\"{path}\"")),
+            "{msg}"
+        );
+    }
 }

@@ -4,10 +4,12 @@ mod common;
 
 use std::path::Path;
 
-use common::{run, run_with_stdin, temp_dir};
+use common::{run, run_in, run_with_stdin, temp_dir};
 use serde_json::{Map, Value};
 
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 19] = [
+    "mode",
+    "timed_out",
     "bytes_in",
     "bytes_out",
     "bytes_err",
@@ -54,6 +56,7 @@ fn stats_of_a_normal_run() {
     let r = run_with_stdin(
         &[
             "run",
+            "--pipe",
             "--input",
             "-",
             "--stats-json",
@@ -76,6 +79,8 @@ fn stats_of_a_normal_run() {
     assert_eq!(s["exit_code"], 3);
     assert!(s["signal"].is_null());
     assert_eq!(s["end"], "exited");
+    assert_eq!(s["mode"], "pipe");
+    assert_eq!(s["timed_out"], false);
     u64_of(&s, "wall_time_ms");
     u64_of(&s, "user_time_ms");
     u64_of(&s, "system_time_ms");
@@ -99,12 +104,63 @@ fn stats_of_a_signalled_program() {
     let s = read_stats(&stats);
     assert!(s["exit_code"].is_null(), "{s:?}");
     assert_eq!(s["signal"], libc::SIGUSR2);
-    assert_eq!(u64_of(&s, "bytes_in"), 0);
-    assert_eq!(u64_of(&s, "write_count"), 0);
+    assert_eq!(s["end"], "signalled");
+    // Transparent: nothing passed through netrunner, nothing counted.
+    assert_eq!(s["mode"], "inherit");
+    assert!(
+        s["bytes_in"].is_null() && s["write_count"].is_null(),
+        "{s:?}"
+    );
 }
 
 #[test]
 fn stats_after_a_timeout() {
+    let dir = temp_dir();
+    let stats = dir.path().join("stats.json");
+    for mode in ["--pipe", "--stderr=consume"] {
+        let r = run(&[
+            "run",
+            mode,
+            "--timeout",
+            "200ms",
+            "--stats-json",
+            stats.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "echo hi; exec sleep 1000",
+        ]);
+        assert_eq!(r.code(), 124, "{r:?}");
+        assert_eq!(r.out(), "hi\n");
+        let s = read_stats(&stats);
+        assert_eq!(s["signal"], libc::SIGTERM, "{s:?}");
+        assert_eq!(s["end"], "timeout");
+        assert_eq!(s["timed_out"], true);
+        if mode == "--pipe" {
+            assert_eq!(u64_of(&s, "bytes_out"), 3);
+        } else {
+            assert!(s["bytes_out"].is_null(), "{s:?}");
+        }
+        assert!(u64_of(&s, "wall_time_ms") >= 200, "{s:?}");
+    }
+}
+
+#[test]
+fn stats_to_stderr_with_a_dash() {
+    let dir = temp_dir();
+    let r = run_in(dir.path(), &["run", "--stats-json", "-", "--", "true"]);
+    assert_eq!(r.code(), 0, "{r:?}");
+    let line = r.err();
+    let s: Map<String, Value> = serde_json::from_str(line.trim()).expect(&line);
+    assert_eq!(s["end"], "exited");
+    assert!(
+        !dir.path().join("-").exists(),
+        "a file named '-' was created"
+    );
+}
+
+#[test]
+fn stats_wall_time_of_a_timeout() {
     let dir = temp_dir();
     let stats = dir.path().join("stats.json");
     let r = run(&[
@@ -114,15 +170,11 @@ fn stats_after_a_timeout() {
         "--stats-json",
         stats.to_str().unwrap(),
         "--",
-        "sh",
-        "-c",
-        "echo hi; exec sleep 1000",
+        "sleep",
+        "1000",
     ]);
     assert_eq!(r.code(), 124, "{r:?}");
     let s = read_stats(&stats);
-    assert_eq!(s["signal"], libc::SIGTERM, "{s:?}");
-    assert_eq!(s["end"], "timeout");
-    assert_eq!(u64_of(&s, "bytes_out"), 3);
     assert!(u64_of(&s, "wall_time_ms") >= 200, "{s:?}");
 }
 
@@ -141,7 +193,7 @@ fn stats_are_written_when_the_program_cannot_start() {
     let s = read_stats(&stats);
     assert!(s["exit_code"].is_null() && s["signal"].is_null(), "{s:?}");
     assert!(s["max_rss_bytes"].is_null(), "{s:?}");
-    assert_eq!(u64_of(&s, "bytes_out"), 0);
+    assert!(s["end"].is_null(), "{s:?}");
 }
 
 #[test]
@@ -152,6 +204,7 @@ fn stats_count_large_transfers() {
     std::fs::write(&input, vec![7u8; 1_000_000]).unwrap();
     let r = run(&[
         "run",
+        "--pipe",
         "--input",
         input.to_str().unwrap(),
         "--stats-json",

@@ -15,7 +15,9 @@ use tokio::io::AsyncRead;
 
 use crate::input::Input;
 use crate::pump::{Pump, PumpLimits};
+use crate::stdio::{self, Kind, Stdio};
 use crate::stop::StopSequence;
+use crate::terminal::Terminal;
 use crate::{
     launch, Chunk, Error, ExitStatus, Output, Process, ProcessStream, Pty, Resource, TaggedStream,
 };
@@ -122,6 +124,15 @@ pub struct Command {
     cgroup: crate::cgroup::Config,
     /// PTY mode (issue 12).
     pty: Option<Pty>,
+    io: Io,
+}
+
+/// Inherited and given stdio, and job control (issue 11), kept together.
+#[derive(Debug, Clone, Default)]
+struct Io {
+    stdin: Option<Stdio>,
+    stdout: Option<Stdio>,
+    foreground: bool,
 }
 
 /// The stopping settings (stop sequence, idle timeout, leftover bound),
@@ -198,6 +209,7 @@ impl Command {
             limits: Limits::default(),
             cgroup: crate::cgroup::Config::default(),
             pty: None,
+            io: Io::default(),
         }
     }
 
@@ -757,6 +769,72 @@ impl Command {
         self
     }
 
+    /// Where the child's stdin comes from when no [`input`](Self::input)
+    /// is set: [`Stdio::inherit`] (this program's stdin, a terminal
+    /// included), [`Stdio::null`], a file or descriptor
+    /// ([`Stdio::from`]), or [`Stdio::piped`]. Default: a pipe for
+    /// [`spawn`](Self::spawn) (written with [`Process::write`]), `/dev/null`
+    /// for [`run`](Self::run) and the streams (where `piped` means the same).
+    ///
+    /// ```
+    /// use net_runner::{Command, Stdio};
+    /// let file = std::fs::File::open("/etc/hostname")?;
+    /// let out = Command::new("cat").stdin(Stdio::from(file)).run_blocking()?;
+    /// assert_eq!(out.stdout, std::fs::read("/etc/hostname")?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stdin(&mut self, stdin: Stdio) -> &mut Self {
+        self.io.stdin = Some(stdin);
+        self
+    }
+
+    /// Where the child's stdout goes, for [`spawn`](Self::spawn) (default:
+    /// a pipe read with [`Process::read`]). [`run`](Self::run),
+    /// [`output`](Self::output), [`status`](Self::status) and the streams
+    /// always read stdout through a pipe: that is what they are for.
+    /// With [`Stdio::inherit`] the child writes to this program's stdout
+    /// directly, a terminal included (colours, `isatty`), and the order of
+    /// its stdout and stderr lines is the order it wrote them.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use net_runner::{Command, Stderr, Stdio};
+    /// let mut p = Command::new("echo")
+    ///     .arg("straight to our stdout")
+    ///     .stdin(Stdio::null())
+    ///     .stdout(Stdio::inherit())
+    ///     .stderr(Stderr::Inherit)
+    ///     .spawn()
+    ///     .await?;
+    /// assert_eq!(p.read().await?, None); // nothing comes through us
+    /// assert!(p.wait().await?.success());
+    /// # Ok(()) }
+    /// ```
+    pub fn stdout(&mut self, stdout: Stdio) -> &mut Self {
+        self.io.stdout = Some(stdout);
+        self
+    }
+
+    /// Job control, as a shell runs a foreground job: when this program's
+    /// process group is the foreground group of its controlling terminal,
+    /// the child's group becomes it (set by the child before exec), so the
+    /// child can read the terminal and Ctrl-C, Ctrl-\ and Ctrl-Z reach it
+    /// directly. This program takes the terminal back when the child stops
+    /// or exits, or when the [`Process`] is dropped; see
+    /// [`Process::wait_event`] and [`Process::resume`] for Ctrl-Z and `fg`.
+    /// Without a terminal, or from a background job, it does nothing.
+    ///
+    /// ```
+    /// let out = net_runner::Command::new("true").foreground(true).run_blocking()?;
+    /// assert!(out.status.success());
+    /// # Ok::<(), net_runner::Error>(())
+    /// ```
+    pub fn foreground(&mut self, on: bool) -> &mut Self {
+        self.io.foreground = on;
+        self
+    }
+
     /// The program, as given to [`new`](Self::new).
     ///
     /// ```
@@ -956,7 +1034,12 @@ impl Command {
     /// reaped.
     pub fn spawn(&self) -> impl Future<Output = Result<Process, Error>> + Send + 'static {
         let input = self.take_input();
-        let launch = self.launch(StdioMode::Pipe, self.max_output);
+        let stdin = match (&input, &self.io.stdin) {
+            (Ok(None), Some(stdin)) => stdin.0.clone(),
+            _ => Kind::Piped,
+        };
+        let stdout = self.io.stdout.as_ref().map_or(Kind::Piped, |s| s.0.clone());
+        let launch = self.launch(stdin, stdout, self.max_output);
         async move {
             let input = input?;
             let mut process = launch.await?;
@@ -1068,9 +1151,10 @@ impl Command {
 
     fn pump(&self) -> impl Future<Output = Result<Pump, Error>> + Send + 'static {
         let input = self.take_input();
-        let stdin = match &input {
-            Ok(Some(_)) => StdioMode::Pipe,
-            _ => StdioMode::Null,
+        let stdin = match (&input, &self.io.stdin) {
+            (Ok(Some(_)), _) => Kind::Piped,
+            (_, Some(Stdio(Kind::Piped))) | (_, None) => Kind::Null,
+            (_, Some(stdin)) => stdin.0.clone(),
         };
         let leftover_wait = (!self.kill_leftovers)
             .then(|| self.limits.leftover_wait.unwrap_or(DEFAULT_LEFTOVER_WAIT));
@@ -1081,7 +1165,7 @@ impl Command {
             keep_stdin: false,
         };
         // The pump applies `max_output` itself, not the readers.
-        let launch = self.launch(stdin, None);
+        let launch = self.launch(stdin, Kind::Piped, None);
         async move {
             let input = input?;
             let process = launch.await?;
@@ -1094,26 +1178,62 @@ impl Command {
     /// own `max_output` (for `spawn`; the pump applies its own).
     fn launch(
         &self,
-        stdin: StdioMode,
+        stdin: Kind,
+        stdout: Kind,
         limit: Option<u64>,
     ) -> impl Future<Output = Result<Process, Error>> + Send + 'static {
         let started = Instant::now();
         let timeout = self.timeout;
-        let prepared = self.launch_parts(stdin);
+        let prepared = self
+            .launch_parts(stdin, stdout)
+            .map(|(req, passed, plan, program, cwd)| {
+                let terminal = if self.io.foreground {
+                    Terminal::if_foreground()
+                } else {
+                    None
+                };
+                (req, passed, plan, terminal, program, cwd)
+            });
         async move {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(Error::NoRuntime);
             }
-            let (req, plan, program, cwd) = prepared?;
+            let (mut req, mut passed, plan, terminal, program, cwd) = prepared?;
+            if let Some(t) = &terminal {
+                passed.push(t.dup()?);
+                req.foreground = true;
+            }
             let modes = [req.stdin, req.stdout, req.stderr];
             let pty = req.pty.is_some();
-            let launched = launch::launch(req, program, cwd, plan).await?;
-            Process::from_launched(launched, modes, pty, started, limit, timeout)
+            let launched = launch::launch(req, program, cwd, passed, plan).await?;
+            Process::from_launched(launched, modes, pty, started, limit, timeout, terminal)
         }
     }
 
-    /// Builds the wire request, checking every input first.
-    fn spawn_request(&self, stdin: StdioMode) -> Result<SpawnRequest, Error> {
+    /// One stream's mode, and the descriptor to pass for it (our own `fd`
+    /// for inherit: a closed one gives the child `/dev/null`).
+    fn stdio_mode(
+        kind: &Kind,
+        ours: i32,
+    ) -> Result<(StdioMode, Option<std::os::fd::OwnedFd>), Error> {
+        Ok(match kind {
+            Kind::Piped => (StdioMode::Pipe, None),
+            Kind::Null => (StdioMode::Null, None),
+            Kind::Inherit => match crate::sys::dup_raw(ours) {
+                Some(fd) => (StdioMode::Inherit, Some(fd)),
+                None => (StdioMode::Null, None),
+            },
+            Kind::Fd(fd) => (StdioMode::Inherit, Some(stdio::dup(&**fd)?)),
+        })
+    }
+
+    /// Builds the wire request, checking every input first, and the
+    /// descriptors to pass with it.
+    fn spawn_request(
+        &self,
+        stdin: Kind,
+        stdout: Kind,
+    ) -> Result<(SpawnRequest, Vec<std::os::fd::OwnedFd>), Error> {
         if self.program.is_empty() {
             return Err(Error::EmptyProgram);
         }
@@ -1151,13 +1271,31 @@ impl Command {
                 .map(|c| c.into_os_string().into_vec()),
         };
         req.env = self.resolved_env()?;
-        req.stdin = stdin;
-        req.stdout = StdioMode::Pipe;
+        let mut passed = Vec::new();
+        let (mode, fd) = Self::stdio_mode(&stdin, 0)?;
+        req.stdin = mode;
+        if let Some(fd) = fd {
+            passed.push(fd);
+            req.passed_stdio |= net_runner_proto::PASS_STDIN;
+        }
+        let (mode, fd) = Self::stdio_mode(&stdout, 1)?;
+        req.stdout = mode;
+        if let Some(fd) = fd {
+            passed.push(fd);
+            req.passed_stdio |= net_runner_proto::PASS_STDOUT;
+        }
         req.stderr = match self.stderr {
             Stderr::Consume => StdioMode::Pipe,
             Stderr::Redirect => StdioMode::ToStdout,
             Stderr::Discard => StdioMode::Null,
-            Stderr::Inherit => StdioMode::Inherit,
+            Stderr::Inherit => {
+                // Our stderr now, not the one a pre-started shepherd got.
+                if let Some(fd) = crate::sys::dup_raw(2) {
+                    passed.push(fd);
+                    req.passed_stdio |= net_runner_proto::PASS_STDERR;
+                }
+                StdioMode::Inherit
+            }
         };
         req.kill_timeout_ms = self.kill_timeout.as_millis().min(u64::MAX as u128) as u64;
         req.kill_leftovers = self.kill_leftovers;
@@ -1174,8 +1312,10 @@ impl Command {
             // The slave is all three; the modes say what the library gets.
             (req.stdin, req.stdout, req.stderr) =
                 (StdioMode::Pipe, StdioMode::Pipe, StdioMode::ToStdout);
+            passed.clear();
+            req.passed_stdio = 0;
         }
-        Ok(req)
+        Ok((req, passed))
     }
 
     /// Resolves the cgroup settings on this host (see `cgroup.rs`).
@@ -1262,19 +1402,21 @@ impl Command {
     #[allow(clippy::type_complexity)]
     pub(crate) fn launch_parts(
         &self,
-        stdin: StdioMode,
+        stdin: Kind,
+        stdout: Kind,
     ) -> Result<
         (
             SpawnRequest,
+            Vec<std::os::fd::OwnedFd>,
             Option<std::sync::Arc<crate::cgroup::Plan>>,
             OsString,
             Option<PathBuf>,
         ),
         Error,
     > {
-        let mut req = self.spawn_request(stdin)?;
+        let (mut req, passed) = self.spawn_request(stdin, stdout)?;
         let plan = self.cgroup_plan(&mut req)?;
-        Ok((req, plan, self.program.clone(), self.cwd.clone()))
+        Ok((req, passed, plan, self.program.clone(), self.cwd.clone()))
     }
 
     /// The child's complete environment as `KEY=VALUE` entries.
@@ -1402,7 +1544,7 @@ impl Command {
             leftover_wait,
             keep_stdin: true,
         };
-        let launch = self.launch(StdioMode::Pipe, None);
+        let launch = self.launch(Kind::Piped, Kind::Piped, None);
         async move {
             let input = input?;
             let process = launch.await?;

@@ -47,12 +47,27 @@ impl ControlChannel {
         self.fd.get_ref()
     }
 
-    /// Writes `bytes` completely, waiting for socket space.
-    pub(crate) async fn send_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+    /// Writes `bytes` completely, waiting for socket space; `fds` travel
+    /// by `SCM_RIGHTS` with the first byte.
+    pub(crate) async fn send_all(
+        &self,
+        mut bytes: &[u8],
+        mut fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> io::Result<()> {
         while !bytes.is_empty() {
             let mut guard = self.fd.writable().await?;
-            match guard.try_io(|fd| sys::send(fd, bytes)) {
-                Ok(Ok(n)) => bytes = &bytes[n..],
+            let sent = guard.try_io(|fd| {
+                if fds.is_empty() {
+                    sys::send(fd, bytes)
+                } else {
+                    sys::send_with_fds(fd, bytes, fds)
+                }
+            });
+            match sent {
+                Ok(Ok(n)) => {
+                    bytes = &bytes[n..];
+                    fds = &[];
+                }
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(Err(e)) => return Err(e),
                 Err(_would_block) => {}

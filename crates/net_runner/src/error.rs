@@ -76,6 +76,53 @@ pub enum Error {
         /// The program as given.
         program: OsString,
     },
+    /// The program exists, but the interpreter that runs it does not: the
+    /// one its `#!` line names, or an ELF program's loader. (`execve` says
+    /// `ENOENT` for both; the shepherd checks the program is there.)
+    ///
+    /// ```
+    /// # use std::os::unix::fs::PermissionsExt;
+    /// use net_runner::{Command, Error};
+    /// let path = std::env::temp_dir().join(format!("nr-doc-interp-{}", std::process::id()));
+    /// std::fs::write(&path, "#!/no/such/python9\n")?;
+    /// std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    /// let err = Command::new(&path).run_blocking().unwrap_err();
+    /// std::fs::remove_file(&path)?;
+    /// assert!(matches!(&err, Error::InterpreterNotFound { interpreter, .. } if interpreter == "/no/such/python9"));
+    /// assert!(err.to_string().starts_with("interpreter not found: /no/such/python9 (for "));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error("{}", interpreter_message(.program, .interpreter))]
+    InterpreterNotFound {
+        /// The program's path, as found in `PATH`.
+        program: OsString,
+        /// What its `#!` line names; empty when there is none (an ELF
+        /// program whose loader is missing).
+        interpreter: OsString,
+    },
+    /// A `NETRUNNER_*` environment variable the library reads holds a value
+    /// it cannot use. Reported by every spawn while it is set so.
+    ///
+    /// ```
+    /// let err = net_runner::Error::InvalidEnvVar {
+    ///     name: "NETRUNNER_PRESTART",
+    ///     value: "abc".into(),
+    ///     reason: "expected a number of shepherds (0 turns pre-starting off)".into(),
+    /// };
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid NETRUNNER_PRESTART=\"abc\": expected a number of shepherds (0 turns pre-starting off)"
+    /// );
+    /// ```
+    #[error("invalid {name}={:?}: {reason}", .value.to_string_lossy())]
+    InvalidEnvVar {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: OsString,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The working directory does not exist.
     #[error("working directory not found: {}", .path.display())]
     CwdNotFound {
@@ -196,6 +243,18 @@ pub enum Error {
     /// An I/O error on a pipe or the control channel.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+fn interpreter_message(program: &OsString, interpreter: &OsString) -> String {
+    let program = program.to_string_lossy();
+    if interpreter.is_empty() {
+        format!("cannot run {program}: its interpreter (ELF loader) was not found")
+    } else {
+        format!(
+            "interpreter not found: {} (for {program})",
+            interpreter.to_string_lossy()
+        )
+    }
 }
 
 impl Error {

@@ -6,7 +6,8 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -48,12 +49,17 @@ impl Drop for ReapOnDrop {
     }
 }
 
+/// Starts the child of `req` under a shepherd. `passed` are the
+/// descriptors the request names (`passed_fds`), in its order: they travel
+/// with the request and stay ours.
 pub(crate) async fn launch(
     req: SpawnRequest,
     program: OsString,
     cwd: Option<PathBuf>,
+    passed: Vec<OwnedFd>,
     cgroup: Option<Arc<Plan>>,
 ) -> Result<Launched, Error> {
+    pool::check_env()?;
     let spawn_error = |stage, source| Error::Spawn {
         program: program.clone(),
         stage,
@@ -81,7 +87,7 @@ pub(crate) async fn launch(
     // the request names the cwd explicitly.
     if names_cwd {
         if let Some(idle) = pool::take() {
-            match handshake(idle, &hello, &program, &cwd, values, &cgroup).await {
+            match handshake(idle, &hello, &passed, &program, &cwd, values, &cgroup).await {
                 // It died while idle (killed, or told to stop): nothing was
                 // started, so a fresh shepherd can take the request.
                 Err(Attempt::Vanished) => {}
@@ -90,8 +96,10 @@ pub(crate) async fn launch(
             }
         }
     }
-    let idle = pool::start_shepherd().map_err(|e| spawn_error(Stage::StartShepherd, e))?;
-    handshake(idle, &hello, &program, &cwd, values, &cgroup)
+    let label = std::ffi::CString::new(program.as_bytes()).ok();
+    let idle =
+        pool::start_shepherd(label.as_deref()).map_err(|e| spawn_error(Stage::StartShepherd, e))?;
+    handshake(idle, &hello, &passed, &program, &cwd, values, &cgroup)
         .await
         .map_err(|e| match e {
             Attempt::Vanished => Error::Shepherd(ShepherdError::LostDuringSpawn),
@@ -117,6 +125,7 @@ impl From<Error> for Attempt {
 async fn handshake(
     idle: pool::Idle,
     request: &[u8],
+    passed: &[OwnedFd],
     program: &OsString,
     cwd: &Option<PathBuf>,
     values: StageValues,
@@ -125,7 +134,8 @@ async fn handshake(
     let shepherd_pid = idle.pid;
     let mut guard = ReapOnDrop(Some(shepherd_pid), cgroup.clone());
     let mut control = ControlChannel::new(idle.control).map_err(Error::from)?;
-    if let Err(e) = control.send_all(request).await {
+    let passed: Vec<_> = passed.iter().map(|fd| fd.as_fd()).collect();
+    if let Err(e) = control.send_all(request, &passed).await {
         tracing::debug!(error = %e, "shepherd went away before the request");
         return Err(Attempt::Vanished);
     }
@@ -177,6 +187,13 @@ async fn handshake(
             cwd.clone(),
             values,
         )),
+        Some(FromShepherd::InterpreterNotFound {
+            program,
+            interpreter,
+        }) => failed(Error::InterpreterNotFound {
+            program: OsString::from_vec(program),
+            interpreter: OsString::from_vec(interpreter),
+        }),
         Some(FromShepherd::Error { message }) => {
             failed(Error::Shepherd(ShepherdError::Refused(message)))
         }

@@ -40,7 +40,9 @@ impl Idle {
     }
 }
 
-/// Environment variable with the default pool size (a number; `0` disables).
+/// Environment variable with the default pool size (a number up to 64; `0`
+/// disables). Any other value makes every spawn fail with
+/// [`Error::InvalidEnvVar`](crate::Error::InvalidEnvVar).
 ///
 /// ```
 /// // NETRUNNER_PRESTART=0 in the environment turns pre-starting off.
@@ -49,6 +51,41 @@ impl Idle {
 pub const PRESTART_ENV: &str = "NETRUNNER_PRESTART";
 
 const DEFAULT_SIZE: usize = 1;
+
+/// The most shepherds `NETRUNNER_PRESTART` may ask for: each is a process.
+const MAX_SIZE: usize = 64;
+
+/// `NETRUNNER_PRESTART`, read once: `Ok(None)` when unset, `Err` with the
+/// value and what is wrong with it.
+fn env_size() -> &'static Result<Option<usize>, (std::ffi::OsString, String)> {
+    static SIZE: OnceLock<Result<Option<usize>, (std::ffi::OsString, String)>> = OnceLock::new();
+    SIZE.get_or_init(|| {
+        let Some(value) = std::env::var_os(PRESTART_ENV) else {
+            return Ok(None);
+        };
+        match value.to_str().map(|v| v.trim().parse::<usize>()) {
+            Some(Ok(n)) if n <= MAX_SIZE => Ok(Some(n)),
+            Some(Ok(_)) => Err((value, format!("at most {MAX_SIZE} shepherds"))),
+            _ => Err((
+                value,
+                "expected a number of shepherds (0 turns pre-starting off)".to_owned(),
+            )),
+        }
+    })
+}
+
+/// Fails while `NETRUNNER_PRESTART` holds something that is not a size,
+/// instead of silently using the default.
+pub(crate) fn check_env() -> Result<(), crate::Error> {
+    match env_size() {
+        Ok(_) => Ok(()),
+        Err((value, reason)) => Err(crate::Error::InvalidEnvVar {
+            name: PRESTART_ENV,
+            value: value.clone(),
+            reason: reason.clone(),
+        }),
+    }
+}
 
 struct State {
     /// Each with what it inherited from us when it started.
@@ -70,10 +107,10 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| Pool {
         state: Mutex::new(State {
             idle: Vec::new(),
-            target: std::env::var(PRESTART_ENV)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(DEFAULT_SIZE),
+            target: match env_size() {
+                Ok(Some(n)) => *n,
+                _ => DEFAULT_SIZE,
+            },
             thread_started: false,
             failed: false,
         }),
@@ -152,11 +189,13 @@ pub fn prestarted_idle() -> usize {
 }
 
 /// Starts a shepherd with its control socket; it waits for a request.
-pub(crate) fn start_shepherd() -> std::io::Result<Idle> {
+/// `label` (the program, for a shepherd started for one request) is shown
+/// by `ps` after `netrunner-shepherd`.
+pub(crate) fn start_shepherd(label: Option<&std::ffi::CStr>) -> std::io::Result<Idle> {
     let exe = shepherd_exe::get()?;
     reaper::start()?;
     let (ours, theirs) = sys::socketpair()?;
-    let pid = sys::spawn_shepherd(&exe.path, &theirs)?;
+    let pid = sys::spawn_shepherd(&exe.path, &theirs, label)?;
     Ok(Idle { pid, control: ours })
 }
 
@@ -170,7 +209,7 @@ fn refill_loop() {
             }
         }
         let inherited = Inherited::now();
-        let started = start_shepherd();
+        let started = start_shepherd(None);
         let mut state = lock(pool);
         match started {
             Ok(idle) if state.idle.len() < state.target => state.idle.push((idle, inherited)),

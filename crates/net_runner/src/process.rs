@@ -15,6 +15,7 @@ use crate::control::{self, ControlChannel};
 use crate::launch::Launched;
 use crate::pipe::{ChildStderr, ChildStdin, ChildStdout, ReaderLink, CHUNK};
 use crate::stats::{Counters, STOP_IDLE, STOP_MAX_OUTPUT};
+use crate::terminal::Terminal;
 use crate::{reaper, sys, End, Error, ExitStatus, Signal, Stats};
 
 /// A running (or finished) child process.
@@ -93,6 +94,39 @@ struct Link {
     cgroup: Option<Arc<crate::cgroup::Plan>>,
     /// The cgroup's figures, sent by the shepherd right before `Exited`.
     cgroup_report: Option<net_runner_proto::CgroupReport>,
+    /// The terminal the child was made the foreground group of.
+    terminal: Option<Terminal>,
+    /// The last stop or continue of the child not yet handed out by
+    /// `wait_event` (only the latest matters: it is the current state).
+    job: Option<ProcessEvent>,
+}
+
+/// What [`Process::wait_event`] reports: a change in the child's state.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), net_runner::Error> {
+/// use net_runner::{Command, ProcessEvent, Signal};
+/// let mut p = Command::new("sleep").arg("10").spawn().await?;
+/// p.kill(Signal::Stop)?;
+/// assert_eq!(p.wait_event().await?, ProcessEvent::Stopped(Signal::Stop.as_raw()));
+/// p.resume()?;
+/// assert_eq!(p.wait_event().await?, ProcessEvent::Continued);
+/// p.kill(Signal::Term)?;
+/// assert!(matches!(p.wait_event().await?, ProcessEvent::Exited(s) if s.signal() == Some(15)));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProcessEvent {
+    /// The child was stopped by this signal (Ctrl-Z's `SIGTSTP`, `SIGSTOP`,
+    /// `SIGTTIN`...). With [`Command::foreground`](crate::Command::foreground)
+    /// the terminal is already ours again.
+    Stopped(i32),
+    /// The child was continued.
+    Continued,
+    /// The child exited (as [`Process::wait`] reports it).
+    Exited(ExitStatus),
 }
 
 /// A cheap handle that can signal a process from elsewhere (another task,
@@ -236,7 +270,11 @@ impl Process {
         started: Instant,
         limit: Option<u64>,
         timeout: Option<Duration>,
+        mut terminal: Option<Terminal>,
     ) -> Result<Self, Error> {
+        if let Some(t) = &mut terminal {
+            t.set_child(launched.child_pid);
+        }
         let Launched {
             shepherd_pid,
             child_pid,
@@ -270,6 +308,8 @@ impl Process {
                 close_stdin_watched: false,
                 cgroup,
                 cgroup_report: None,
+                terminal,
+                job: None,
             },
             stdin: None,
             stdout: None,
@@ -629,6 +669,77 @@ impl Process {
         std::future::poll_fn(|cx| self.poll_wait(cx)).await
     }
 
+    /// Waits for the next change of the child's state: stopped, continued
+    /// (each reported once, the latest first if several happened since the
+    /// last call), or exited (reported on every call from then on). For job
+    /// control: when Ctrl-Z stops a [`foreground`](crate::Command::foreground)
+    /// child, the terminal is already back with this program; stop
+    /// yourself, then call [`resume`](Self::resume) when continued.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use net_runner::ProcessEvent;
+    /// let mut p = net_runner::Command::new("true").spawn().await?;
+    /// assert!(matches!(p.wait_event().await?, ProcessEvent::Exited(s) if s.success()));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Self::wait).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: an event is taken only when the future completes.
+    pub async fn wait_event(&mut self) -> Result<ProcessEvent, Error> {
+        std::future::poll_fn(|cx| {
+            let polled = self.poll_status(cx);
+            if let Some(event) = self.link.job.take() {
+                if self.link.exit.is_none() {
+                    return Poll::Ready(Ok(event));
+                }
+            }
+            polled.map(|r| r.map(ProcessEvent::Exited))
+        })
+        .await
+    }
+
+    /// Continues a stopped child: gives it the terminal again if it is a
+    /// [`foreground`](crate::Command::foreground) child and this program's
+    /// group holds the terminal (after `fg`; not after `bg`), then sends
+    /// `SIGCONT` to its group. See [`wait_event`](Self::wait_event).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use net_runner::Signal;
+    /// let mut p = net_runner::Command::new("sleep").arg("0.2").spawn().await?;
+    /// p.kill(Signal::Stop)?;
+    /// p.resume()?;
+    /// assert!(p.wait().await?.success());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`kill`](Self::kill).
+    pub fn resume(&mut self) -> Result<(), Error> {
+        if self.link.exit.is_some() {
+            return Ok(());
+        }
+        if let Some(t) = &self.link.terminal {
+            t.give_to_child();
+        }
+        // Not `kill`: continuing is no reason to call its end "killed".
+        send_ignoring_gone(
+            self.control_fd(),
+            &ToShepherd::Signal {
+                signal: Signal::Cont.as_raw(),
+            },
+        )
+    }
+
     /// Non-blocking: the exit status if the child has exited.
     ///
     /// ```
@@ -867,6 +978,19 @@ impl Link {
                 Ok(Some(FromShepherd::Exited(report))) => {
                     self.exit = Some((report, Instant::now()));
                     self.release_shepherd();
+                    if let Some(t) = &self.terminal {
+                        t.take_back();
+                    }
+                }
+                Ok(Some(FromShepherd::ChildStopped { signal })) => {
+                    // As a shell does when its job stops.
+                    if let Some(t) = &self.terminal {
+                        t.take_back();
+                    }
+                    self.job = Some(ProcessEvent::Stopped(signal));
+                }
+                Ok(Some(FromShepherd::ChildContinued)) => {
+                    self.job = Some(ProcessEvent::Continued);
                 }
                 Ok(Some(FromShepherd::CloseStdin)) => {
                     self.counters.close_stdin.store(true, Relaxed);
@@ -884,6 +1008,9 @@ impl Link {
                     self.shepherd_done = true;
                     self.release_shepherd();
                     self.kill_orphaned_group();
+                    if let Some(t) = &self.terminal {
+                        t.take_back();
+                    }
                 }
                 Err(e) => return Poll::Ready(Err(e)),
             }
@@ -952,5 +1079,8 @@ impl Drop for Process {
         // Closing the channel (when the fields drop, right after this) tells
         // a live shepherd to clean up; the reaper collects it after.
         self.link.release_shepherd();
+        if let Some(t) = &self.link.terminal {
+            t.take_back();
+        }
     }
 }

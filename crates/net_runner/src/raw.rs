@@ -149,20 +149,20 @@ pub fn spawn(
     stdin_pipe: bool,
 ) -> impl Future<Output = Result<RawChild, Error>> + Send + 'static {
     let stdin = if stdin_pipe {
-        StdioMode::Pipe
+        crate::stdio::Kind::Piped
     } else {
-        StdioMode::Null
+        crate::stdio::Kind::Null
     };
     // Checked now; the future owns what it needs, so it is `Send` whatever
     // the command's input is.
-    let prepared = command.launch_parts(stdin);
+    let prepared = command.launch_parts(stdin, crate::stdio::Kind::Piped);
     async move {
-        let (req, plan, program, cwd) = prepared?;
+        let (req, passed, plan, program, cwd) = prepared?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::NoRuntime);
         }
         let modes = [req.stdin, req.stdout, req.stderr];
-        let launched = launch::launch(req, program, cwd, plan).await?;
+        let launched = launch::launch(req, program, cwd, passed, plan).await?;
         let shepherd = Shepherd(launched.shepherd_pid);
         let (control, frames, _unclaimed) = launched.control.into_raw_parts();
         let mut fds = launched.fds.into_iter();

@@ -13,6 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Environment variable naming a shepherd binary to use instead of the
@@ -31,6 +32,27 @@ pub(crate) struct ShepherdExe {
 }
 
 static EXE: OnceLock<ShepherdExe> = OnceLock::new();
+
+/// Run the embedded shepherd from a cached file rather than a memfd.
+static PREFER_FILE: AtomicBool = AtomicBool::new(false);
+
+/// Runs the embedded shepherd from a file installed once per user and
+/// build (in `$XDG_RUNTIME_DIR/netrunner-UID`, or the temp dir, mode 0700)
+/// instead of a private in-memory copy (memfd) made by every process.
+/// The memfd costs a copy of the shepherd (about 1 MB) per process: nothing
+/// for a long-running program, most of the cost of a short one that runs
+/// one command (the `netrunner` CLI turns this on). Takes effect if called
+/// before the first command runs; `NETRUNNER_SHEPHERD` still wins.
+///
+/// ```
+/// net_runner::set_shepherd_file_cache(true);
+/// let out = net_runner::Command::new("true").run_blocking()?;
+/// assert!(out.status.success());
+/// # Ok::<(), net_runner::Error>(())
+/// ```
+pub fn set_shepherd_file_cache(on: bool) {
+    PREFER_FILE.store(on, Ordering::Relaxed);
+}
 
 /// The shepherd to start, located once per process.
 ///
@@ -52,13 +74,27 @@ pub(crate) fn get() -> io::Result<&'static ShepherdExe> {
 
 fn locate() -> io::Result<ShepherdExe> {
     if let Some(path) = std::env::var_os(SHEPHERD_ENV) {
+        let bad = |kind: io::ErrorKind, why: &dyn std::fmt::Display| {
+            io::Error::new(
+                kind,
+                format!("{SHEPHERD_ENV}={:?}: {why}", path.to_string_lossy()),
+            )
+        };
+        if path.is_empty() {
+            return Err(bad(io::ErrorKind::InvalidInput, &"empty path"));
+        }
+        // Checked here, so that the error names the variable and the path
+        // rather than a bare "No such file" from posix_spawn.
+        let meta = std::fs::metadata(&path).map_err(|e| bad(e.kind(), &e))?;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(bad(
+                io::ErrorKind::PermissionDenied,
+                &"not an executable file",
+            ));
+        }
         return Ok(ShepherdExe {
-            path: CString::new(path.into_vec()).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{SHEPHERD_ENV} contains a NUL byte"),
-                )
-            })?,
+            path: CString::new(path.clone().into_vec())
+                .map_err(|_| bad(io::ErrorKind::InvalidInput, &"contains a NUL byte"))?,
             _memfd: None,
         });
     }
@@ -68,6 +104,11 @@ fn locate() -> io::Result<ShepherdExe> {
             format!("this build of net_runner has no embedded shepherd; set {SHEPHERD_ENV}"),
         )
     })?;
+    if PREFER_FILE.load(Ordering::Relaxed) {
+        if let Ok(exe) = private_file(bytes) {
+            return Ok(exe);
+        }
+    }
     if memfd_exec_allowed() {
         if let Ok(exe) = memfd(bytes) {
             return Ok(exe);
@@ -85,6 +126,12 @@ fn embedded() -> Option<&'static [u8]> {
 fn embedded() -> Option<&'static [u8]> {
     None
 }
+
+/// The embedded binary's FNV-1a hash, computed by `build.rs`.
+#[cfg(not(netrunner_no_embed))]
+const EMBEDDED_HASH: &str = env!("NETRUNNER_EMBEDDED_SHEPHERD_HASH");
+#[cfg(netrunner_no_embed)]
+const EMBEDDED_HASH: &str = "none";
 
 fn memfd_exec_allowed() -> bool {
     match std::fs::read_to_string("/proc/sys/vm/memfd_noexec") {
@@ -135,11 +182,12 @@ fn private_file(bytes: &[u8]) -> io::Result<ShepherdExe> {
             format!("{} is not a private directory", dir.display()),
         ));
     }
-    let sum = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    let path = dir.join(format!("shepherd-{}-{EMBEDDED_HASH}", bytes.len()));
+    // Ours, whole (written under another name, then renamed) and executable.
+    let usable = std::fs::symlink_metadata(&path).is_ok_and(|m| {
+        m.is_file() && m.uid() == uid && m.len() == bytes.len() as u64 && m.mode() & 0o100 != 0
     });
-    let path = dir.join(format!("shepherd-{}-{sum:016x}", bytes.len()));
-    if !path.exists() {
+    if !usable {
         let tmp = dir.join(format!("shepherd.tmp.{}", std::process::id()));
         let mut f = std::fs::OpenOptions::new()
             .write(true)

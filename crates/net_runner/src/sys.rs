@@ -126,6 +126,27 @@ pub(crate) fn send(fd: impl AsFd, buf: &[u8]) -> io::Result<usize> {
     )?)
 }
 
+/// Non-blocking `sendmsg` without SIGPIPE, with `fds` attached by
+/// `SCM_RIGHTS` to the first byte sent.
+pub(crate) fn send_with_fds(
+    fd: impl AsFd,
+    buf: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> io::Result<usize> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage};
+    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many fds"));
+    }
+    Ok(rustix::net::sendmsg(
+        fd,
+        &[io::IoSlice::new(buf)],
+        &mut control,
+        SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+    )?)
+}
+
 /// Most descriptors one message may carry; the shepherd sends at most three.
 const MAX_FDS: usize = 8;
 
@@ -239,7 +260,14 @@ impl Drop for SpawnAttr {
 ///
 /// `posix_spawn` is a vfork-style clone in glibc: it does not copy the
 /// caller's address space, which matters for a large owner.
-pub(crate) fn spawn_shepherd(program: &CStr, control: impl AsFd) -> io::Result<Pid> {
+///
+/// Its `argv` is `netrunner-shepherd` and, when given, `label` (the
+/// program it is started for), which is what `ps` shows.
+pub(crate) fn spawn_shepherd(
+    program: &CStr,
+    control: impl AsFd,
+    label: Option<&CStr>,
+) -> io::Result<Pid> {
     let control = control.as_fd();
     // dup2 onto itself would keep close-on-exec on some libcs: stay off fd 3.
     let moved;
@@ -253,12 +281,17 @@ pub(crate) fn spawn_shepherd(program: &CStr, control: impl AsFd) -> io::Result<P
     actions.open(0, c"/dev/null", libc::O_RDONLY)?;
     actions.open(1, c"/dev/null", libc::O_WRONLY)?;
     let attr = SpawnAttr::with_empty_sigmask()?;
-    let argv: [*mut libc::c_char; 2] = [program.as_ptr().cast_mut(), std::ptr::null_mut()];
+    // Named in `ps` by what it is, not by `/proc/self/fd/N`.
+    let argv: [*mut libc::c_char; 3] = [
+        c"netrunner-shepherd".as_ptr().cast_mut(),
+        label.map_or(std::ptr::null_mut(), |l| l.as_ptr().cast_mut()),
+        std::ptr::null_mut(),
+    ];
     extern "C" {
         static environ: *const *mut libc::c_char;
     }
     let mut pid = 0;
-    // SAFETY: `program` and `argv` are NUL-terminated and outlive the call
+    // SAFETY: `program`, `label` and `argv` are NUL-terminated and outlive the call
     // (posix_spawn returns after the exec or its failure); `actions` and
     // `attr` are initialised; `environ` is the process environment, which
     // std only modifies under its environment lock, and glibc's posix_spawn
@@ -324,4 +357,57 @@ pub(crate) fn pidfd_kill_group(pidfd: impl AsFd, signal: libc::c_int) -> io::Res
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// `tcgetpgrp(tty)`: the terminal's foreground process group.
+pub(crate) fn tcgetpgrp(tty: impl AsFd) -> io::Result<libc::pid_t> {
+    // SAFETY: an ioctl(TIOCGPGRP) on a borrowed descriptor; no memory of
+    // ours is involved.
+    let pgrp = unsafe { libc::tcgetpgrp(tty.as_fd().as_raw_fd()) };
+    if pgrp < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(pgrp)
+    }
+}
+
+/// `tcsetpgrp(tty, pgrp)` with `SIGTTOU` blocked in the calling thread
+/// meanwhile: a background group may then take the terminal (as a shell
+/// does) instead of being stopped.
+pub(crate) fn tcsetpgrp(tty: impl AsFd, pgrp: libc::pid_t) -> io::Result<()> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset/sigaddset initialise and fill the set; the mask
+    // calls read `set` and write `old` in full on success (only then is
+    // `old` used); tcsetpgrp is an ioctl on a borrowed descriptor.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), libc::SIGTTOU);
+        let masked = libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), old.as_mut_ptr()) == 0;
+        let r = libc::tcsetpgrp(tty.as_fd().as_raw_fd(), pgrp);
+        let err = io::Error::last_os_error();
+        if masked {
+            libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut());
+        }
+        if r != 0 {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// `getpgrp()`.
+pub(crate) fn getpgrp() -> libc::pid_t {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getpgrp() }
+}
+
+/// A close-on-exec copy (above stdio) of descriptor number `fd`, which
+/// this process may have closed: `None` then.
+pub(crate) fn dup_raw(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: the borrow lasts for the one fcntl below, which fails with
+    // EBADF if `fd` is closed; nothing closes it meanwhile on our side
+    // (fds 0-2 belong to the process, not to an object that could drop).
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_dupfd_cloexec(borrowed, FIRST_FREE_FD).ok()
 }

@@ -40,7 +40,8 @@ pub use message::{
     check_version, ExitReport, FromShepherd, SpawnStage, StopCause, Termination, ToShepherd,
 };
 pub use spawn::{
-    Rlimit, RlimitResource, SpawnRequest, StdioMode, StopAction, StopStep, WindowSize,
+    Rlimit, RlimitResource, SpawnRequest, StdioMode, StopAction, StopStep, WindowSize, PASS_STDERR,
+    PASS_STDIN, PASS_STDOUT,
 };
 
 /// Protocol version spoken by this crate. Both sides send it in their `Hello`

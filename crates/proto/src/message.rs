@@ -85,6 +85,24 @@ pub enum FromShepherd {
     /// The cgroup's figures, read after the child exited and before its
     /// directories were removed. Sent right before `Exited`.
     CgroupStats(CgroupReport),
+    /// The child was stopped by this signal (`SIGTSTP` from the terminal,
+    /// `SIGTTIN`, `SIGSTOP`, ...): job control for its owner.
+    ChildStopped {
+        /// The stopping signal.
+        signal: i32,
+    },
+    /// The stopped child was continued (`SIGCONT`).
+    ChildContinued,
+    /// Instead of `SpawnFailed`: the program exists but its interpreter
+    /// (the `#!` line's, or an ELF loader) does not (`execve` said
+    /// `ENOENT` for a file that is there).
+    InterpreterNotFound {
+        /// The path that was exec'd (after the `PATH` search).
+        program: Vec<u8>,
+        /// The interpreter the `#!` line names; empty when it could not be
+        /// read (an ELF file's loader).
+        interpreter: Vec<u8>,
+    },
 }
 
 /// Why the shepherd ran the stop sequence, in [`ExitReport::stopped`].
@@ -244,6 +262,11 @@ const FROM_CLOSE_STDIN: u8 = 0x86;
 const FROM_CGROUP_FAILED: u8 = 0x8D;
 const FROM_CGROUP_STATS: u8 = 0x8E;
 
+// Issue 11 (the CLI): job control and exec errors.
+const FROM_CHILD_STOPPED: u8 = 0x87;
+const FROM_CHILD_CONTINUED: u8 = 0x88;
+const FROM_INTERPRETER_NOT_FOUND: u8 = 0x89;
+
 fn hello_payload(version: u16) -> Vec<u8> {
     let mut p = MAGIC.to_vec();
     put_u16(&mut p, version);
@@ -394,6 +417,19 @@ impl FromShepherd {
                 report.encode(&mut p);
                 FROM_CGROUP_STATS
             }
+            FromShepherd::ChildStopped { signal } => {
+                put_i32(&mut p, *signal);
+                FROM_CHILD_STOPPED
+            }
+            FromShepherd::ChildContinued => FROM_CHILD_CONTINUED,
+            FromShepherd::InterpreterNotFound {
+                program,
+                interpreter,
+            } => {
+                put_bytes(&mut p, program);
+                put_bytes(&mut p, interpreter);
+                FROM_INTERPRETER_NOT_FOUND
+            }
         };
         encode_frame(out, kind, &p);
     }
@@ -446,6 +482,12 @@ impl FromShepherd {
                 path: r.bytes()?.to_vec(),
             },
             FROM_CGROUP_STATS => FromShepherd::CgroupStats(CgroupReport::decode(&mut r)?),
+            FROM_CHILD_STOPPED => FromShepherd::ChildStopped { signal: r.i32()? },
+            FROM_CHILD_CONTINUED => FromShepherd::ChildContinued,
+            FROM_INTERPRETER_NOT_FOUND => FromShepherd::InterpreterNotFound {
+                program: r.bytes()?.to_vec(),
+                interpreter: r.bytes()?.to_vec(),
+            },
             other => return Err(DecodeError::UnknownKind(other)),
         };
         r.finish()?;

@@ -252,6 +252,15 @@ pub struct SpawnRequest {
     /// The child's cgroup (tags 50-53): created, limited and joined before
     /// exec, killed and removed at the end.
     pub cgroup: Option<CgroupSpec>,
+    /// Standard streams whose descriptor travels with the `Spawn` frame by
+    /// `SCM_RIGHTS` (bit 0 stdin, 1 stdout, 2 stderr), in that order. Their
+    /// mode must be [`StdioMode::Inherit`]: the child gets the owner's
+    /// descriptor instead of the shepherd's own (see [`passed_fds`](Self::passed_fds)).
+    pub passed_stdio: u8,
+    /// Make the child's process group the foreground group of a terminal,
+    /// whose descriptor travels after the passed stdio ones. The child does
+    /// it before exec, with `SIGTTOU` blocked.
+    pub foreground: bool,
 }
 
 const TAG_PROGRAM: u8 = 1;
@@ -278,6 +287,17 @@ const TAG_NO_NEW_PRIVS: u8 = 16;
 const TAG_NICE: u8 = 17;
 // PTY mode (issue 12): 40-49.
 const TAG_PTY_RAW: u8 = 40;
+
+// Issue 11 (the CLI): descriptors passed with the request, terminal.
+const TAG_PASSED_STDIO: u8 = 30;
+const TAG_FOREGROUND: u8 = 31;
+
+/// Bits of [`SpawnRequest::passed_stdio`].
+pub const PASS_STDIN: u8 = 1;
+/// Bits of [`SpawnRequest::passed_stdio`].
+pub const PASS_STDOUT: u8 = 2;
+/// Bits of [`SpawnRequest::passed_stdio`].
+pub const PASS_STDERR: u8 = 4;
 
 impl SpawnRequest {
     /// A request with defaults: stdin, stdout and stderr piped, empty
@@ -311,7 +331,27 @@ impl SpawnRequest {
             cgroup: None,
             timeout_ms: None,
             stop_sequence: Vec::new(),
+            passed_stdio: 0,
+            foreground: false,
         }
+    }
+
+    /// How many descriptors must travel with this request by `SCM_RIGHTS`:
+    /// one per bit of [`passed_stdio`](Self::passed_stdio), one more for
+    /// [`foreground`](Self::foreground).
+    ///
+    /// ```
+    /// use net_runner_proto::{SpawnRequest, StdioMode, PASS_STDIN, PASS_STDOUT};
+    /// let mut req = SpawnRequest::new(b"cat".to_vec());
+    /// assert_eq!(req.passed_fds(), 0);
+    /// req.stdin = StdioMode::Inherit;
+    /// req.stdout = StdioMode::Inherit;
+    /// req.passed_stdio = PASS_STDIN | PASS_STDOUT;
+    /// req.foreground = true;
+    /// assert_eq!(req.passed_fds(), 3);
+    /// ```
+    pub fn passed_fds(&self) -> usize {
+        (self.passed_stdio & 7).count_ones() as usize + usize::from(self.foreground)
     }
 
     /// The stop sequence the shepherd runs: the requested one, or the
@@ -426,6 +466,12 @@ impl SpawnRequest {
         }
         if let Some(spec) = &self.cgroup {
             cgroup::encode(spec, &mut out);
+        }
+        if self.passed_stdio != 0 {
+            field(&mut out, TAG_PASSED_STDIO, &[self.passed_stdio]);
+        }
+        if self.foreground {
+            field(&mut out, TAG_FOREGROUND, &[1]);
         }
         out
     }
@@ -551,6 +597,19 @@ impl SpawnRequest {
                     }
                     req.nice = Some(nice);
                 }
+                TAG_PASSED_STDIO => {
+                    let mask = v.u8()?;
+                    if mask == 0 || mask & !7 != 0 {
+                        return Err(DecodeError::BadValue("passed stdio"));
+                    }
+                    req.passed_stdio = mask;
+                }
+                TAG_FOREGROUND => {
+                    req.foreground = match v.u8()? {
+                        1 => true,
+                        _ => return Err(DecodeError::BadValue("foreground")),
+                    }
+                }
                 other => {
                     if !cgroup::decode_field(&mut req.cgroup, other, &mut v)? {
                         return Err(DecodeError::UnknownField(other));
@@ -564,6 +623,14 @@ impl SpawnRequest {
         }
         if let Some(spec) = &req.cgroup {
             cgroup::check(spec)?;
+        }
+        // A passed descriptor replaces the shepherd's own: only for a
+        // stream whose mode is "inherit".
+        let modes = [req.stdin, req.stdout, req.stderr];
+        for (bit, mode) in modes.iter().enumerate() {
+            if req.passed_stdio & (1 << bit) != 0 && *mode != StdioMode::Inherit {
+                return Err(DecodeError::BadValue("passed stdio (mode is not inherit)"));
+            }
         }
         Ok(req)
     }
@@ -644,6 +711,8 @@ mod tests {
             no_new_privs: true,
             nice: Some(-20),
             cgroup: None,
+            passed_stdio: 0,
+            foreground: true,
         };
         assert_eq!(SpawnRequest::decode(&req.encode()).unwrap(), req);
         let mut empty = req.clone();
@@ -685,6 +754,28 @@ mod tests {
                 Err(DecodeError::BadValue(what))
             );
         }
+    }
+
+    #[test]
+    fn passed_stdio_round_trips_and_needs_inherit() {
+        let mut req = SpawnRequest::new(b"x".to_vec());
+        req.stdin = StdioMode::Inherit;
+        req.stderr = StdioMode::Inherit;
+        req.passed_stdio = PASS_STDIN | PASS_STDERR;
+        assert_eq!(SpawnRequest::decode(&req.encode()).unwrap(), req);
+        assert_eq!(req.passed_fds(), 2);
+        req.stderr = StdioMode::Pipe;
+        assert_eq!(
+            SpawnRequest::decode(&req.encode()),
+            Err(DecodeError::BadValue("passed stdio (mode is not inherit)"))
+        );
+        let mut bytes = SpawnRequest::new(b"x".to_vec()).encode();
+        put_u8(&mut bytes, TAG_PASSED_STDIO);
+        put_bytes(&mut bytes, &[8]);
+        assert_eq!(
+            SpawnRequest::decode(&bytes),
+            Err(DecodeError::BadValue("passed stdio"))
+        );
     }
 
     #[test]

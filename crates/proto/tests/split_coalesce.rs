@@ -118,6 +118,12 @@ fn from_shepherd() -> impl Strategy<Value = FromShepherd> {
             }),
         "[a-z ]{0,30}".prop_map(|message| FromShepherd::Error { message }),
         Just(FromShepherd::CloseStdin),
+        any::<i32>().prop_map(|signal| FromShepherd::ChildStopped { signal }),
+        Just(FromShepherd::ChildContinued),
+        ("[a-z/]{0,20}", "[a-z/]{0,20}").prop_map(|(p, i)| FromShepherd::InterpreterNotFound {
+            program: p.into_bytes(),
+            interpreter: i.into_bytes(),
+        }),
     ]
 }
 

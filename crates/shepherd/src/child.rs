@@ -26,6 +26,69 @@ pub(crate) struct Started {
 
 pub(crate) type StartError = (SpawnStage, i32);
 
+/// Why the child did not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StartFailure {
+    /// A step failed with this `errno`.
+    Stage(StartError),
+    /// The program exists but its interpreter does not.
+    Interpreter {
+        program: Vec<u8>,
+        interpreter: Vec<u8>,
+    },
+}
+
+impl From<StartError> for StartFailure {
+    fn from(e: StartError) -> Self {
+        StartFailure::Stage(e)
+    }
+}
+
+/// Descriptors the owner passed with the request, in the request's order.
+#[derive(Debug, Default)]
+pub(crate) struct Passed {
+    /// For fds 0, 1, 2, when passed.
+    pub(crate) stdio: [Option<OwnedFd>; 3],
+    /// The terminal to make the child the foreground group of.
+    pub(crate) terminal: Option<OwnedFd>,
+}
+
+impl Passed {
+    /// Sorts `fds` (as many as `req.passed_fds()`) by the request's bits.
+    pub(crate) fn new(req: &SpawnRequest, fds: Vec<OwnedFd>) -> Passed {
+        let mut fds = fds.into_iter();
+        let mut passed = Passed::default();
+        for (bit, slot) in passed.stdio.iter_mut().enumerate() {
+            if req.passed_stdio & (1 << bit) != 0 {
+                *slot = fds.next();
+            }
+        }
+        if req.foreground {
+            passed.terminal = fds.next();
+        }
+        passed
+    }
+}
+
+/// The interpreter a script's `#!` line names (its first word), if the
+/// file starts with one.
+pub(crate) fn interpreter_of(path: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(std::ffi::OsStr::from_bytes(path))
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let Some(line) = head[..n].strip_prefix(b"#!") else {
+        return Vec::new();
+    };
+    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    line.split(|b| b.is_ascii_whitespace())
+        .find(|w| !w.is_empty())
+        .unwrap_or_default()
+        .to_vec()
+}
+
 /// Signals the shepherd ignores (it resets every other disposition at
 /// start); the child restores them to default before exec.
 pub(crate) const SHEPHERD_IGNORES: &[libc::c_int] = &[
@@ -104,18 +167,14 @@ fn make_pipes(req: &SpawnRequest) -> io::Result<([Option<OwnedFd>; 3], Vec<Owned
     Ok((ends, library))
 }
 
-/// Starts the child described by `req`; returns once it has exec'd.
-#[cfg(test)]
-pub(crate) fn start(req: &SpawnRequest) -> Result<Started, StartError> {
-    start_in(req, &[])
-}
-
-/// [`start`], the child joining the cgroups of `cgroup_procs` (their
-/// `cgroup.procs` files) before anything else.
-pub(crate) fn start_in(
+/// Starts the child described by `req`, with the descriptors the owner
+/// passed, the child joining the cgroups of `cgroup_procs` (their
+/// `cgroup.procs` files) before anything else; returns once it has exec'd.
+pub(crate) fn start(
     req: &SpawnRequest,
+    passed: &Passed,
     cgroup_procs: &[OwnedFd],
-) -> Result<Started, StartError> {
+) -> Result<Started, StartFailure> {
     let candidates = exec_candidates(req)?;
     let argv0 = cstring(req.arg0.as_deref().unwrap_or(&req.program))?;
     let mut argv = vec![argv0];
@@ -139,14 +198,15 @@ pub(crate) fn start_in(
         None => make_pipes(req).map_err(|e| (SpawnStage::Stdio, os_errno(&e)))?,
     };
     let modes = [req.stdin, req.stdout, req.stderr];
-    let stdio = [0, 1, 2].map(|i| match (&ends[i], modes[i]) {
+    let stdio = [0, 1, 2].map(|i| match (&ends[i], modes[i], &passed.stdio[i]) {
         // PTY mode: the slave is all three (the stdio modes do not apply).
         _ if req.pty.is_some() => sys::Stdio::From(ends[0].as_ref().expect("slave").as_fd()),
-        (Some(end), _) => sys::Stdio::From(end.as_fd()),
-        (None, StdioMode::Null) => sys::Stdio::Null,
-        (None, StdioMode::ToStdout) => sys::Stdio::Stdout,
+        (Some(end), _, _) => sys::Stdio::From(end.as_fd()),
+        (None, StdioMode::Inherit, Some(fd)) => sys::Stdio::From(fd.as_fd()),
+        (None, StdioMode::Null, _) => sys::Stdio::Null,
+        (None, StdioMode::ToStdout, _) => sys::Stdio::Stdout,
         // A `Pipe` always has its end.
-        (None, StdioMode::Inherit | StdioMode::Pipe) => sys::Stdio::Inherit,
+        (None, StdioMode::Inherit | StdioMode::Pipe, _) => sys::Stdio::Inherit,
     });
     let cgroup_procs: Vec<_> = cgroup_procs.iter().map(|fd| fd.as_fd()).collect();
     let pid = sys::spawn(&sys::Exec {
@@ -159,6 +219,17 @@ pub(crate) fn start_in(
         restore_default: SHEPHERD_IGNORES,
         harden: hardening.borrow(),
         cgroup_procs: &cgroup_procs,
+        terminal: passed.terminal.as_ref().map(|t| t.as_fd()),
+    })
+    .map_err(|e| match e {
+        sys::SpawnFailure::Stage(e) => StartFailure::Stage(e),
+        sys::SpawnFailure::Interpreter(i) => {
+            let program = candidates[i].as_bytes().to_vec();
+            StartFailure::Interpreter {
+                interpreter: interpreter_of(&program),
+                program,
+            }
+        }
     })?;
     // Also set the group here, so a signal sent right after cannot miss the
     // child; EACCES (already exec'd) means the child did it (EPERM in PTY

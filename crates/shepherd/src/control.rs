@@ -9,7 +9,10 @@ use net_runner_proto::{DecodeError, FrameDecoder, FromShepherd, ToShepherd};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::FileType;
 use rustix::io::{retry_on_intr, FdFlags};
-use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
 
 use crate::sys;
 
@@ -20,7 +23,13 @@ pub(crate) struct Control {
     fd: OwnedFd,
     decoder: FrameDecoder,
     out: Vec<u8>,
+    /// Descriptors the owner passed (`SCM_RIGHTS`, with its `Spawn`), in
+    /// arrival order.
+    fds: Vec<OwnedFd>,
 }
+
+/// Most descriptors one read accepts: three stdio ends and a terminal.
+const MAX_PASSED_FDS: usize = 4;
 
 impl Control {
     /// Takes over the socket `fd` and marks it close-on-exec so the child
@@ -35,6 +44,7 @@ impl Control {
             fd,
             decoder: FrameDecoder::new(),
             out: Vec::new(),
+            fds: Vec::new(),
         })
     }
 
@@ -71,10 +81,26 @@ impl Control {
     /// A read error counts as hang-up: either way the owner cannot talk to us.
     pub(crate) fn read_frames(&mut self) -> Vec<Input> {
         let mut buf = [0u8; 16 * 1024];
-        let n = match retry_on_intr(|| rustix::io::read(&self.fd, &mut buf)) {
-            Ok(0) | Err(_) => return vec![None],
-            Ok(n) => n,
+        let mut space =
+            [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
+        let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+        let n = match retry_on_intr(|| {
+            rustix::net::recvmsg(
+                &self.fd,
+                &mut [io::IoSliceMut::new(&mut buf)],
+                &mut ancillary,
+                RecvFlags::CMSG_CLOEXEC,
+            )
+        }) {
+            Ok(msg) if msg.bytes == 0 => return vec![None],
+            Err(_) => return vec![None],
+            Ok(msg) => msg.bytes,
         };
+        for message in ancillary.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = message {
+                self.fds.extend(fds);
+            }
+        }
         self.decoder.push(&buf[..n]);
         let mut inputs = Vec::new();
         loop {
@@ -87,6 +113,15 @@ impl Control {
                 }
             }
         }
+    }
+
+    /// Takes the `n` descriptors passed with the request; `None` if fewer
+    /// arrived (a truncated or forged request).
+    pub(crate) fn take_fds(&mut self, n: usize) -> Option<Vec<OwnedFd>> {
+        if self.fds.len() < n {
+            return None;
+        }
+        Some(self.fds.drain(..n).collect())
     }
 
     /// Adds a message to the outgoing buffer.

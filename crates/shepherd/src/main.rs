@@ -68,6 +68,9 @@ fn run() -> io::Result<()> {
         )
     };
     let control_fd = sys::claim_inherited(CONTROL_FD).map_err(|e| no_control(e.into()))?;
+    // Exec'd through /proc/self/fd/N, we would be "N" in `ps -e`; the
+    // kernel keeps 15 bytes of it.
+    let _ = rustix::thread::set_name(c"netrunner-shepherd");
     let mut control = Control::new(control_fd).map_err(no_control)?;
     // Descendants that escape the process group come back to us. Without
     // it they could outlive the owner: reported at the spawn below.
@@ -102,6 +105,16 @@ fn run() -> io::Result<()> {
             return refuse(&mut control, reason);
         }
     }
+    let Some(fds) = control.take_fds(req.passed_fds()) else {
+        return refuse(
+            &mut control,
+            format!(
+                "the request names {} passed descriptors, fewer arrived",
+                req.passed_fds()
+            ),
+        );
+    };
+    let passed = child::Passed::new(&req, fds);
     let mut cgroup = match &req.cgroup {
         None => None,
         Some(_) if !req.kill_leftovers => {
@@ -121,10 +134,21 @@ fn run() -> io::Result<()> {
         },
     };
     let procs = cgroup.as_ref().map_or(&[][..], |c| c.procs());
-    let started = match child::start_in(&req, procs) {
+    let started = match child::start(&req, &passed, procs) {
         Ok(s) => s,
-        Err((stage, errno)) => {
-            control.queue(&FromShepherd::SpawnFailed { stage, errno });
+        Err(failure) => {
+            control.queue(&match failure {
+                child::StartFailure::Stage((stage, errno)) => {
+                    FromShepherd::SpawnFailed { stage, errno }
+                }
+                child::StartFailure::Interpreter {
+                    program,
+                    interpreter,
+                } => FromShepherd::InterpreterNotFound {
+                    program,
+                    interpreter,
+                },
+            });
             let _ = control.flush(&[]);
             if let Some(c) = &mut cgroup {
                 c.teardown(|| {});
@@ -135,6 +159,9 @@ fn run() -> io::Result<()> {
     if let Some(c) = &mut cgroup {
         c.close_procs();
     }
+    // The child has its copies: ours would keep a terminal or a pipe of
+    // the owner's open for as long as we live.
+    drop(passed);
     let now = Instant::now();
     // No spare in PTY mode: the one descriptor sent is the master, of which
     // we keep no copy (see `pty`).
@@ -398,6 +425,15 @@ impl Shepherd {
             self.terminate(Some(StopCause::Signalled));
         }
         let reaped = tree::reap_ready(self.pid);
+        if self.exit.is_none() && !self.owner_gone && !reaped.job.is_empty() {
+            for change in &reaped.job {
+                self.control.queue(&match *change {
+                    tree::JobChange::Stopped(signal) => FromShepherd::ChildStopped { signal },
+                    tree::JobChange::Continued => FromShepherd::ChildContinued,
+                });
+            }
+            let _ = self.control.flush(&[]);
+        }
         if let Some(report) = reaped.main {
             self.record_exit(report);
         }

@@ -318,6 +318,9 @@ pub(crate) struct Exec<'a> {
     /// writes itself (`0`) into each, first thing, so it never runs a
     /// single instruction of the program outside them.
     pub(crate) cgroup_procs: &'a [BorrowedFd<'a>],
+    /// A terminal whose foreground process group the child becomes
+    /// (`tcsetpgrp`, with every signal still blocked, so no `SIGTTOU`).
+    pub(crate) terminal: Option<BorrowedFd<'a>>,
 }
 
 /// What the child changes about itself before exec: limits and the nice
@@ -343,14 +346,31 @@ pub(crate) struct Harden<'a> {
 /// Why the child could not exec: the step and its `errno`.
 pub(crate) type SpawnError = (SpawnStage, i32);
 
+/// Why [`spawn`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpawnFailure {
+    /// A step failed with this `errno`.
+    Stage(SpawnError),
+    /// `execve` of `candidates[i]`, a file that exists, said `ENOENT`: its
+    /// interpreter (the `#!` line's, or the ELF loader) is missing.
+    Interpreter(usize),
+}
+
 /// The memory the child shares with the suspended parent.
 struct Shared<'a> {
     exec: &'a Exec<'a>,
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
+    /// `/bin/sh`, a slot for the script's path, then `argv[1..]`: for a
+    /// file without `#!` (`ENOEXEC`), run as execvp does. The child fills
+    /// in the slot (a pointer store, no allocation).
+    sh_argv: &'a mut [*const libc::c_char],
     parent: Pid,
     /// Written by the child if it cannot exec.
     failure: Option<SpawnError>,
+    /// Written by the child: the first candidate that exists but whose
+    /// exec said `ENOENT`.
+    no_interpreter: Option<usize>,
 }
 
 /// The child runs only system calls, no allocation: 64 KiB is plenty.
@@ -361,18 +381,24 @@ const CHILD_STACK: usize = 64 * 1024;
 /// is copied; when `clone` returns the child has either exec'd or written
 /// why it could not into our memory (then it has been reaped here). No
 /// status pipe, no extra wake-up.
-pub(crate) fn spawn(exec: &Exec<'_>) -> std::result::Result<Pid, SpawnError> {
+pub(crate) fn spawn(exec: &Exec<'_>) -> std::result::Result<Pid, SpawnFailure> {
     let argv = null_terminated(exec.argv);
     let envp = null_terminated(exec.envp);
+    let mut sh_argv: Vec<*const libc::c_char> = [SHELL.as_ptr(), std::ptr::null()]
+        .into_iter()
+        .chain(argv.iter().skip(1).copied())
+        .collect();
     let mut shared = Shared {
         exec,
         argv: &argv,
         envp: &envp,
+        sh_argv: &mut sh_argv,
         parent: rustix::process::getpid(),
         failure: None,
+        no_interpreter: None,
     };
     let mut stack = vec![0u128; CHILD_STACK / 16];
-    let fork_failed = |e: Errno| (SpawnStage::Fork, e.raw_os_error());
+    let fork_failed = |e: Errno| SpawnFailure::Stage((SpawnStage::Fork, e.raw_os_error()));
     // No handler of ours may run in the child on our memory: block
     // everything; the child resets dispositions, then unblocks.
     let all = sigset(&[], true).map_err(fork_failed)?;
@@ -402,10 +428,16 @@ pub(crate) fn spawn(exec: &Exec<'_>) -> std::result::Result<Pid, SpawnError> {
     if let Some(failure) = shared.failure {
         let _ =
             rustix::io::retry_on_intr(|| rustix::process::waitpid(Some(pid), WaitOptions::empty()));
-        return Err(failure);
+        return Err(match (failure, shared.no_interpreter) {
+            ((SpawnStage::Exec, libc::ENOENT), Some(i)) => SpawnFailure::Interpreter(i),
+            _ => SpawnFailure::Stage(failure),
+        });
     }
     Ok(pid)
 }
+
+/// The shell execvp runs a file without `#!` with.
+const SHELL: &CStr = c"/bin/sh";
 
 fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
     strings
@@ -429,7 +461,9 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> c_int {
         shared.exec,
         shared.argv,
         shared.envp,
+        shared.sh_argv,
         shared.parent,
+        &mut shared.no_interpreter,
     ));
     // SAFETY: `_exit` ends the child at once; unlike `exit` it runs no
     // atexit handler and flushes no stdio buffer of the parent's.
@@ -447,7 +481,9 @@ fn child_exec(
     exec: &Exec<'_>,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
+    sh_argv: &mut [*const libc::c_char],
     parent: Pid,
+    no_interpreter: &mut Option<usize>,
 ) -> SpawnError {
     let setup = |e: Errno| (SpawnStage::Setup, e.raw_os_error());
     // "0" is the writing process, in v1 and v2 alike: nothing to format.
@@ -478,30 +514,58 @@ fn child_exec(
             return (SpawnStage::Chdir, e.raw_os_error());
         }
     }
-    // PATH search like execvp, but without its ENOEXEC-to-/bin/sh fallback:
-    // EACCES anywhere wins over ENOENT; any other error stops the search.
+    // PATH search like execvp: EACCES anywhere wins over ENOENT; a file
+    // the kernel cannot run (ENOEXEC: no `#!`) runs under /bin/sh; any
+    // other error stops the search. A candidate that exists but says
+    // ENOENT lacks its interpreter: remembered, so that the error names it.
     let mut result = libc::ENOENT;
-    for path in exec.candidates {
+    for (i, path) in exec.candidates.iter().enumerate() {
         // SAFETY: `path` is a C string, `argv` and `envp` null-terminated
         // arrays of C strings that `spawn` built from `exec`, all alive
         // until we exec or exit; execve only reads them.
         unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         match last_errno().raw_os_error() {
-            libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG => {}
+            libc::ENOENT => {
+                if no_interpreter.is_none()
+                    && rustix::fs::access(path.as_c_str(), rustix::fs::Access::EXISTS).is_ok()
+                {
+                    *no_interpreter = Some(i);
+                }
+            }
+            libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG => {}
             libc::EACCES => result = libc::EACCES,
+            libc::ENOEXEC => {
+                // `sh_argv` has room for the path in slot 1 and ends with
+                // its null terminator (built by `spawn`).
+                sh_argv[1] = path.as_ptr();
+                // SAFETY: as above; `sh_argv` is a null-terminated array
+                // of C strings alive until we exec or exit.
+                unsafe { libc::execve(SHELL.as_ptr(), sh_argv.as_ptr(), envp.as_ptr()) };
+                return (SpawnStage::Exec, libc::ENOEXEC);
+            }
             other => return (SpawnStage::Exec, other),
         }
     }
     (SpawnStage::Exec, result)
 }
 
-/// Process group (or session) and stdio of the child.
+/// Process group (or session, in PTY mode), the terminal's foreground
+/// group, and stdio of the child.
 fn child_stdio(exec: &Exec<'_>) -> Result<()> {
     if exec.session {
         // Also a new process group whose id is our pid, as in pipe mode.
         rustix::process::setsid()?;
     } else {
         rustix::process::setpgid(None, None)?;
+    }
+    if let Some(tty) = exec.terminal {
+        // Best effort, as a shell does it: the library checked that its
+        // group held the terminal; failing (it lost it meanwhile) leaves
+        // the program a background job, which is no reason not to run it.
+        // SAFETY: `tcsetpgrp` is an `ioctl(TIOCSPGRP)` on a descriptor we
+        // borrow, with our own group id; every signal is blocked here, so
+        // the kernel lets a background group do it without SIGTTOU.
+        let _ = unsafe { libc::tcsetpgrp(tty.as_raw_fd(), rustix::process::getpid().as_raw_pid()) };
     }
     for (target, stdio) in (0..).zip(exec.stdio) {
         match stdio {

@@ -50,7 +50,7 @@ fn bit(signal: libc::c_int) -> u64 {
 fn path_search_and_exit_status() {
     let mut req = request("sh", &["-c", "read line; echo \"$line\"; exit 3"]);
     req.stderr = StdioMode::ToStdout;
-    let Started { pid, library_fds } = child::start(&req).unwrap();
+    let Started { pid, library_fds } = child::start(&req, &child::Passed::default(), &[]).unwrap();
     // The child has its own group from the start.
     assert_eq!(rustix::process::getpgid(Some(pid)).unwrap(), pid);
     let mut fds = library_fds.into_iter();
@@ -67,7 +67,12 @@ fn path_search_and_exit_status() {
 
 #[test]
 fn failures_name_their_stage() {
-    let start = |req: SpawnRequest| child::start(&req).map(|s| s.pid).unwrap_err();
+    let start = |req: SpawnRequest| match child::start(&req, &child::Passed::default(), &[])
+        .map(|s| s.pid)
+    {
+        Err(child::StartFailure::Stage(e)) => e,
+        other => panic!("{other:?}"),
+    };
     assert_eq!(
         start(request("no-such-program-here", &[])),
         (SpawnStage::Exec, libc::ENOENT)
@@ -93,7 +98,7 @@ fn child_starts_with_clean_signals() {
     req.stdout = StdioMode::Null;
     req.stderr = StdioMode::Null;
 
-    let first = child::start(&req).unwrap();
+    let first = child::start(&req, &child::Passed::default(), &[]).unwrap();
     let ignored = signal_mask(first.pid, "SigIgn");
     // Blocked in the parent across the clone, unblocked in the child.
     let blocked = signal_mask(first.pid, "SigBlk");
@@ -104,7 +109,7 @@ fn child_starts_with_clean_signals() {
     assert_eq!(blocked, 0);
 
     sys::reset_signal_raw(libc::SIGUSR2).unwrap();
-    let second = child::start(&req).unwrap();
+    let second = child::start(&req, &child::Passed::default(), &[]).unwrap();
     let ignored = signal_mask(second.pid, "SigIgn");
     drop(second.library_fds);
     assert_eq!(reap(second.pid).termination, Termination::Exited(0));
@@ -173,7 +178,7 @@ fn pty_child_leads_a_session_on_the_slave_and_nothing_is_lost() {
         rows: 33,
         cols: 101,
     });
-    let Started { pid, library_fds } = child::start(&req).unwrap();
+    let Started { pid, library_fds } = child::start(&req, &child::Passed::default(), &[]).unwrap();
     assert_eq!(library_fds.len(), 1, "the master alone");
     // A session (and group) of its own.
     assert_eq!(rustix::process::getsid(Some(pid)).unwrap(), pid);
@@ -194,4 +199,96 @@ fn pty_child_leads_a_session_on_the_slave_and_nothing_is_lost() {
     };
     assert_eq!(String::from_utf8_lossy(&out), "33 101\r\ndone\r\n");
     assert_eq!(end, Some(libc::EIO));
+}
+
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A temporary executable file with `content`.
+fn script(content: &str) -> (TempDir, String) {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "nr-shepherd-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir(dir);
+    let path = dir.0.join("script");
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = path.to_str().unwrap().to_owned();
+    (dir, path)
+}
+
+fn output_of(req: &SpawnRequest) -> (String, Termination) {
+    let Started { pid, library_fds } = child::start(req, &child::Passed::default(), &[]).unwrap();
+    let mut out = String::new();
+    let stdout = library_fds.into_iter().next().unwrap();
+    std::fs::File::from(stdout)
+        .read_to_string(&mut out)
+        .unwrap();
+    (out, reap(pid).termination)
+}
+
+#[test]
+fn a_file_without_shebang_runs_under_sh_like_execvp() {
+    let (_dir, path) = script("echo \"sh ran $0 with $1\"\nexit 7\n");
+    let mut req = request(&path, &["arg"]);
+    req.stdin = StdioMode::Null;
+    req.stderr = StdioMode::Null;
+    let (out, status) = output_of(&req);
+    assert_eq!(out, format!("sh ran {path} with arg\n"));
+    assert_eq!(status, Termination::Exited(7));
+}
+
+#[test]
+fn a_missing_interpreter_is_named() {
+    let (_dir, path) = script("#!/no/such/python9 -u\nprint(1)\n");
+    let req = request(&path, &[]);
+    match child::start(&req, &child::Passed::default(), &[]).map(|s| s.pid) {
+        Err(child::StartFailure::Interpreter {
+            program,
+            interpreter,
+        }) => {
+            assert_eq!(program, path.as_bytes());
+            assert_eq!(interpreter, b"/no/such/python9");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Found through PATH too, named by the path that was exec'd.
+    let dir = std::path::Path::new(&path).parent().unwrap();
+    let mut req = request("script", &[]);
+    req.env = vec![format!("PATH=/nonexistent:{}", dir.display()).into_bytes()];
+    assert!(matches!(
+        child::start(&req, &child::Passed::default(), &[]).map(|s| s.pid),
+        Err(child::StartFailure::Interpreter { program, .. }) if program == path.as_bytes()
+    ));
+}
+
+#[test]
+fn passed_descriptors_become_the_childs_stdio() {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let mut req = request("sh", &["-c", "echo to-passed; echo err-too >&2"]);
+    req.stdin = StdioMode::Null;
+    req.stdout = StdioMode::Inherit;
+    req.stderr = StdioMode::Inherit;
+    req.passed_stdio = net_runner_proto::PASS_STDOUT | net_runner_proto::PASS_STDERR;
+    let fds = vec![w.try_clone().unwrap(), w];
+    let passed = child::Passed::new(&req, fds);
+    let Started { pid, library_fds } = child::start(&req, &passed, &[]).unwrap();
+    assert!(library_fds.is_empty());
+    drop(passed);
+    let mut out = String::new();
+    std::fs::File::from(r).read_to_string(&mut out).unwrap();
+    assert_eq!(out, "to-passed\nerr-too\n");
+    assert_eq!(reap(pid).termination, Termination::Exited(0));
 }

@@ -65,25 +65,45 @@ pub(crate) fn signal_group_and(pgid: Pid, pids: &[Pid], signal: Signal) {
     }
 }
 
+/// A change of the main child's job state (`WUNTRACED`, `WCONTINUED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JobChange {
+    /// Stopped by this signal.
+    Stopped(i32),
+    Continued,
+}
+
 /// What one non-blocking reaping pass found.
 pub(crate) struct Reaped {
     /// The main child's report, if it was reaped in this pass.
     pub(crate) main: Option<ExitReport>,
+    /// The main child's stops and continues seen in this pass, in order.
+    pub(crate) job: Vec<JobChange>,
     /// No child of the shepherd is left.
     pub(crate) none_left: bool,
 }
 
-/// Reaps every child that has exited, without blocking.
+/// Reaps every child that has exited, without blocking, and notes the main
+/// child's stops and continues (others' are of no interest).
 pub(crate) fn reap_ready(main: Pid) -> Reaped {
     let mut out = Reaped {
         main: None,
+        job: Vec::new(),
         none_left: false,
     };
+    let options = WaitOptions::NOHANG | WaitOptions::UNTRACED | WaitOptions::CONTINUED;
     loop {
-        match wait_any(WaitOptions::NOHANG) {
-            Ok(Some((pid, report))) => {
-                if pid == main {
-                    out.main = Some(report);
+        match retry_on_intr(|| sys::wait4(None, options)) {
+            Ok(Some((pid, status, usage))) => {
+                if pid != main {
+                    continue;
+                }
+                if libc::WIFSTOPPED(status) {
+                    out.job.push(JobChange::Stopped(libc::WSTOPSIG(status)));
+                } else if libc::WIFCONTINUED(status) {
+                    out.job.push(JobChange::Continued);
+                } else {
+                    out.main = Some(report(status, &usage));
                 }
             }
             Ok(None) => return out,

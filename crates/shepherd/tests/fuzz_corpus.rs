@@ -124,6 +124,8 @@ fn full_request() -> SpawnRequest {
         no_new_privs: true,
         nice: Some(5),
         cgroup: None,
+        passed_stdio: 0,
+        foreground: false,
     }
 }
 

@@ -69,6 +69,14 @@ pub fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
     run_cmd(netrunner(args), None)
 }
 
+/// Runs netrunner with `args` in the directory `dir`.
+#[allow(dead_code)]
+pub fn run_in<S: AsRef<std::ffi::OsStr>>(dir: &std::path::Path, args: &[S]) -> Run {
+    let mut cmd = netrunner(args);
+    cmd.current_dir(dir);
+    run_cmd(cmd, None)
+}
+
 /// Runs netrunner with `args`, feeding `input` to its own stdin.
 pub fn run_with_stdin<S: AsRef<std::ffi::OsStr>>(args: &[S], input: &[u8]) -> Run {
     run_cmd(netrunner(args), Some(input.to_vec()))
