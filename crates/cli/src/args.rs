@@ -673,10 +673,14 @@ impl RunArgs {
         steps.saturating_add(Duration::from_secs(1))
     }
 
-    /// Whether the program's output goes through netrunner (pipes), rather
-    /// than straight to netrunner's stdout and stderr.
+    /// Whether the program's output goes through netrunner (pipes, or the
+    /// master of `--pty`), rather than straight to netrunner's stdout and
+    /// stderr.
     pub fn piped(&self) -> bool {
-        self.pipe || self.max_output.is_some() || self.idle_timeout.is_some_and(|d| !d.is_zero())
+        self.pipe
+            || self.pty
+            || self.max_output.is_some()
+            || self.idle_timeout.is_some_and(|d| !d.is_zero())
     }
 
     /// The library command for these options, without its input (which

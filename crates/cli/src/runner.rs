@@ -296,8 +296,9 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
     let mut cmd = args.to_command();
     match args.input_source() {
         // --max-output or --idle-timeout alone: the program still reads
-        // our stdin; only an explicit --pipe keeps it empty.
-        None if !args.pipe => {
+        // our stdin; an explicit --pipe keeps it empty, and so does --pty
+        // (its terminal reads end of file at once; `--input -` feeds it).
+        None if !args.pipe && !args.pty => {
             cmd.stdin(Stdio::inherit());
         }
         None => {}
