@@ -32,9 +32,9 @@ const MAX_PIDFDS: usize = 32;
 
 /// What the reaper needs from the operating system.
 trait Wait {
-    /// Reaps `pid` if it has exited; `true` once there is nothing left to
-    /// wait for (reaped, or not our child).
-    fn try_reap(&self, pid: Pid) -> bool;
+    /// Reaps `pid` if it has exited: `None` while it runs; then whether it
+    /// exited on its own (`true`: its teardown ran) rather than by a signal.
+    fn try_reap(&self, pid: Pid) -> Option<bool>;
     /// A descriptor that becomes readable when `pid` exits, where the
     /// kernel can give one.
     fn exit_fd(&self, pid: Pid) -> Option<OwnedFd>;
@@ -47,7 +47,7 @@ struct Os {
 }
 
 impl Wait for Os {
-    fn try_reap(&self, pid: Pid) -> bool {
+    fn try_reap(&self, pid: Pid) -> Option<bool> {
         sys::try_reap(pid)
     }
 
@@ -83,8 +83,12 @@ impl Pending {
     }
 
     fn add_then(&mut self, wait: &impl Wait, pid: Pid, after: Option<Arc<Plan>>) {
-        if wait.try_reap(pid) {
-            self.cleanups.extend(after);
+        if let Some(clean) = wait.try_reap(pid) {
+            // A shepherd that exited removed its cgroup itself; the path
+            // may already be the next command's.
+            if !clean {
+                self.cleanups.extend(after);
+            }
         } else {
             let fd = if self.exit_fds().count() < MAX_PIDFDS {
                 wait.exit_fd(pid)
@@ -98,13 +102,16 @@ impl Pending {
     /// Reaps every pending process that has exited.
     fn sweep(&mut self, wait: &impl Wait) {
         let cleanups = &mut self.cleanups;
-        self.entries.retain_mut(|(pid, _, after)| {
-            let reaped = wait.try_reap(*pid);
-            if reaped {
-                cleanups.extend(after.take());
-            }
-            !reaped
-        });
+        self.entries
+            .retain_mut(|(pid, _, after)| match wait.try_reap(*pid) {
+                None => true,
+                Some(clean) => {
+                    if !clean {
+                        cleanups.extend(after.take());
+                    }
+                    false
+                }
+            });
     }
 
     /// How long the thread may sleep before sweeping again: until a
@@ -191,13 +198,12 @@ pub(crate) fn reap(pid: Pid) {
 /// (nothing, unless it died before its own teardown): on the reaper
 /// thread, so that a caller never waits for a dying cgroup.
 pub(crate) fn reap_then(pid: Pid, cgroup: Option<Arc<Plan>>) {
-    let item = if sys::try_reap(pid) {
-        match cgroup {
-            Some(plan) if plan.left_over() => (None, Some(plan)),
+    let item = match sys::try_reap(pid) {
+        Some(clean) => match cgroup {
+            Some(plan) if !clean && plan.left_over() => (None, Some(plan)),
             _ => return,
-        }
-    } else {
-        (Some(pid), cgroup)
+        },
+        None => (Some(pid), cgroup),
     };
     match QUEUE.get() {
         Some(queue) => {
@@ -273,8 +279,11 @@ mod tests {
     }
 
     impl Wait for Mock {
-        fn try_reap(&self, pid: Pid) -> bool {
-            self.exited.borrow().contains(&pid.as_raw_nonzero().get())
+        fn try_reap(&self, pid: Pid) -> Option<bool> {
+            self.exited
+                .borrow()
+                .contains(&pid.as_raw_nonzero().get())
+                .then_some(true)
         }
         fn exit_fd(&self, _pid: Pid) -> Option<OwnedFd> {
             self.pidfds

@@ -317,13 +317,18 @@ fn spawn_result(code: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// `waitpid(pid, WNOHANG)`: `true` once the process is reaped (or is not
-/// our child, so that there is nothing left to wait for).
-pub(crate) fn try_reap(pid: Pid) -> bool {
+/// `waitpid(pid, WNOHANG)`: `None` while it runs; once reaped (or not our
+/// child, so that there is nothing left to wait for), whether it ended by
+/// returning from `main`/`exit` (`true`) rather than by a signal. A
+/// shepherd that exits runs its teardown first; one killed by a signal
+/// may have left its cgroup behind.
+pub(crate) fn try_reap(pid: Pid) -> Option<bool> {
     match rustix::process::waitpid(Some(pid), WaitOptions::NOHANG) {
-        Ok(reaped) => reaped.is_some(),
-        Err(rustix::io::Errno::INTR) => false,
-        Err(_) => true,
+        Ok(Some((_, status))) => Some(status.exit_status().is_some()),
+        Ok(None) | Err(rustix::io::Errno::INTR) => None,
+        // Not ours (reaped elsewhere): nothing to wait for, and nothing we
+        // know it left behind.
+        Err(_) => Some(true),
     }
 }
 
