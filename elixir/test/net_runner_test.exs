@@ -67,21 +67,6 @@ defmodule NetRunnerTest do
       assert {:error, {:invalid_args, _}} = NetRunner.run(["echo", "a\0b"])
     end
 
-    test "invalid cgroup paths; cgroups and PTY are refused until the shepherd has them" do
-      assert {:error, {:invalid_cgroup_path, msg}} =
-               NetRunner.run(["true"], cgroup_path: "a/../b")
-
-      assert msg =~ ".."
-
-      assert {:error, {:invalid_cgroup_path, msg}} =
-               NetRunner.run(["true"], cgroup_path: "/sys/fs")
-
-      assert msg =~ "relative"
-      assert {:error, {:unsupported, _}} = NetRunner.run(["true"], cgroup_path: "netrunner/x")
-      assert {:error, {:unsupported, _}} = NetRunner.run(["true"], cgroup_memory_max: 1_000_000)
-      assert {:error, {:unsupported, _}} = NetRunner.run(["true"], pty: true)
-    end
-
     test "64 MiB through cat never deadlocks" do
       data = :binary.copy(<<"0123456789abcdef">>, 4 * 1024 * 1024)
       assert {out, 0} = NetRunner.run(["cat"], input: data)
