@@ -124,7 +124,7 @@ defmodule NetRunner do
     end
   end
 
-  defp with_timeout(proc_opts, nil), do: proc_opts
+  defp with_timeout(proc_opts, t) when t in [nil, :infinity], do: proc_opts
   defp with_timeout(proc_opts, ms), do: Keyword.put(proc_opts, :run_timeout, ms)
 
   @doc false

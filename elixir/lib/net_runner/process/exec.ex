@@ -124,9 +124,8 @@ defmodule NetRunner.Process.Exec do
       not (is_nil(Keyword.get(opts, :cd)) or is_binary(Keyword.get(opts, :cd))) ->
         {:error, {:invalid_option, "cd must be a path (binary)"}}
 
-      not (is_nil(opts[:run_timeout]) or
-               (is_integer(opts[:run_timeout]) and opts[:run_timeout] > 0)) ->
-        {:error, {:invalid_option, "timeout must be a positive integer (ms)"}}
+      not (is_nil(opts[:run_timeout]) or valid_timeout?(opts[:run_timeout])) ->
+        {:error, {:invalid_option, "timeout must be a non-negative integer (ms) or :infinity"}}
 
       true ->
         :ok
