@@ -230,6 +230,39 @@ pub fn spawn(
 /// written was not `\n` or `\r`); once in raw mode; nothing when VEOF is
 /// disabled.
 ///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), net_runner::Error> {
+/// use std::io::{Read, Write};
+/// use net_runner::{raw, Command};
+///
+/// let mut cmd = Command::new("wc");
+/// cmd.arg("-c").pty(24, 80);
+/// let mut child = raw::spawn(&cmd, true).await?;
+/// assert!(child.pty && child.stderr.is_none());
+/// let mut master = std::fs::File::from(child.stdout.take().unwrap());
+/// let mut stdin = std::fs::File::from(child.stdin.take().unwrap());
+/// raw::set_window_size(&master, 30, 100)?;
+/// stdin.write_all(b"abc")?;
+/// stdin.write_all(&raw::pty_eof_bytes(&stdin, false)?)?; // ^D ^D
+/// drop(stdin);
+/// let mut screen = Vec::new();
+/// loop {
+///     let mut buf = [0u8; 64];
+///     match master.read(&mut buf) {
+///         Ok(0) => break,
+///         Ok(n) => screen.extend_from_slice(&buf[..n]),
+///         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+///             tokio::time::sleep(std::time::Duration::from_millis(5)).await
+///         }
+///         Err(e) if e.raw_os_error() == Some(libc::EIO) => break, // end of file
+///         Err(e) => return Err(e.into()),
+///     }
+/// }
+/// assert_eq!(screen, b"abc3\r\n");
+/// # Ok(()) }
+/// ```
+///
 /// # Errors
 ///
 /// The `tcgetattr` failure (not a terminal).
