@@ -37,14 +37,17 @@ defmodule NetRunner do
           | {:invalid_args, String.t()}
           | {:invalid_cgroup_path, String.t()}
           | {:invalid_option, String.t()}
-          | {:unsupported, String.t()}
+          | {:cgroup, String.t()}
 
   @doc """
   Runs a command to completion: `{stdout, exit_status}` (a non-zero status
   is not an error; 128+N when killed by signal N), or `{:error, reason}`.
 
   Options: `:input` (binary, iodata, or any enumerable of binaries),
-  `:timeout` (ms; the tree is killed and `{:error, :timeout}` returned),
+  `:timeout` (ms; enforced by the program's shepherd, so it holds even if
+  the BEAM is stalled: at the deadline the tree gets SIGTERM, then SIGKILL
+  after `:kill_timeout`, and `{:error, :timeout}` is returned, however the
+  program then exits),
   `:max_output_size` (bytes; `{:error, {:max_output_exceeded, partial}}`
   with exactly that many bytes), and every option of
   `NetRunner.Process.start/3`.
@@ -83,8 +86,15 @@ defmodule NetRunner do
 
       _eof ->
         case Proc.await_exit(pid) do
-          {:ok, status} -> {IO.iodata_to_binary(acc), status}
-          other -> other
+          {:ok, status} ->
+            # End of file may come before the exit report says the
+            # shepherd's deadline fired.
+            if Proc.stats(pid).end_reason == :timeout,
+              do: {:error, :timeout},
+              else: {IO.iodata_to_binary(acc), status}
+
+          other ->
+            other
         end
     end
   end
@@ -114,7 +124,7 @@ defmodule NetRunner do
     end
   end
 
-  defp with_timeout(proc_opts, nil), do: proc_opts
+  defp with_timeout(proc_opts, t) when t in [nil, :infinity], do: proc_opts
   defp with_timeout(proc_opts, ms), do: Keyword.put(proc_opts, :run_timeout, ms)
 
   @doc false

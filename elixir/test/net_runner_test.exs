@@ -50,6 +50,54 @@ defmodule NetRunnerTest do
       eventually(fn -> marked_pids(m) == [] end)
     end
 
+    test ":timeout is the shepherd's graceful stop: a TERM trap runs, {:error, :timeout} all the same" do
+      m = marker()
+      on_exit(fn -> kill_marked(m) end)
+      file = Path.join(System.tmp_dir!(), "#{m}-trap")
+
+      script =
+        "trap 'echo bye > \"$F\"; echo bye; exit 0' TERM; echo ready; while :; do sleep 0.05; done"
+
+      t0 = System.monotonic_time(:millisecond)
+
+      run =
+        Task.async(fn ->
+          NetRunner.run(["sh", "-c", script],
+            timeout: 300,
+            kill_timeout: 10_000,
+            env: [{"F", file} | marker_env(m)]
+          )
+        end)
+
+      assert Task.await(run, 8_000) == {:error, :timeout}
+      # Well within the grace period: the program exited on SIGTERM.
+      assert System.monotonic_time(:millisecond) - t0 < 5_000
+      assert File.read!(file) == "bye\n"
+      File.rm!(file)
+      eventually(fn -> marked_pids(m) == [] end)
+    end
+
+    test ":timeout holds while the GenServer is stalled" do
+      m = marker()
+      on_exit(fn -> kill_marked(m) end)
+      {:ok, p} = NetRunner.Process.start("sleep", ["30"], run_timeout: 200, env: marker_env(m))
+      eventually(fn -> marked_pids(m) != [] end)
+      :sys.suspend(p)
+      eventually(fn -> marked_pids(m) == [] end, 3_000)
+      :sys.resume(p)
+      assert NetRunner.Process.await_exit(p, 5_000) == {:ok, 143}
+      assert NetRunner.Process.stats(p).end_reason == :timeout
+      assert NetRunner.Process.read(p) == {:error, :timeout}
+    end
+
+    test "a program that ends in time is not a timeout" do
+      assert NetRunner.run(["echo", "quick"], timeout: 5_000) == {"quick\n", 0}
+      assert NetRunner.run(["echo", "quick"], timeout: :infinity) == {"quick\n", 0}
+      assert NetRunner.run(["sleep", "5"], timeout: 0) == {:error, :timeout}
+      assert {:error, {:invalid_option, _}} = NetRunner.run(["true"], timeout: -1)
+      assert {:error, {:invalid_option, _}} = NetRunner.run(["true"], timeout: 1.5)
+    end
+
     test ":max_output_size returns exactly that many bytes" do
       assert {:error, {:max_output_exceeded, partial}} =
                NetRunner.run(["yes"], max_output_size: 100_001)
@@ -65,21 +113,6 @@ defmodule NetRunnerTest do
       assert {:error, {:invalid_cmd, _}} = NetRunner.run([:echo])
       assert {:error, {:invalid_args, _}} = NetRunner.run(["echo", 1])
       assert {:error, {:invalid_args, _}} = NetRunner.run(["echo", "a\0b"])
-    end
-
-    test "invalid cgroup paths; cgroups and PTY are refused until the shepherd has them" do
-      assert {:error, {:invalid_cgroup_path, msg}} =
-               NetRunner.run(["true"], cgroup_path: "a/../b")
-
-      assert msg =~ ".."
-
-      assert {:error, {:invalid_cgroup_path, msg}} =
-               NetRunner.run(["true"], cgroup_path: "/sys/fs")
-
-      assert msg =~ "relative"
-      assert {:error, {:unsupported, _}} = NetRunner.run(["true"], cgroup_path: "netrunner/x")
-      assert {:error, {:unsupported, _}} = NetRunner.run(["true"], cgroup_memory_max: 1_000_000)
-      assert {:error, {:unsupported, _}} = NetRunner.run(["true"], pty: true)
     end
 
     test "64 MiB through cat never deadlocks" do

@@ -170,7 +170,8 @@ defmodule NetRunner.ProcessTest do
     assert {:error, {:invalid_cmd, _}} = P.start("")
     assert {:error, {:invalid_args, _}} = P.start("echo", "notalist")
     assert {:error, {:invalid_cgroup_path, _}} = P.start("true", [], cgroup_path: "../x")
-    assert {:error, {:unsupported, _}} = P.start("true", [], pty: true)
+    assert {:error, {:invalid_option, _}} = P.start("true", [], pty: {0, 80})
+    assert {:error, {:invalid_option, _}} = P.start("true", [], cgroup_memory_max: -1)
   end
 
   describe "ownership" do

@@ -15,6 +15,10 @@
 //!   [`RawChild::control`] ([`ControlDecoder`]); `Exited` carries the status
 //!   and rusage; end of file means the shepherd is gone;
 //! - send [`signal_frame`] / [`shutdown_frame`] to signal the tree;
+//! - in PTY mode ([`Command::pty`]), [`RawChild::stdout`] is the master
+//!   and [`RawChild::stdin`] a duplicate of it: read until `EIO` (the end
+//!   of file of a terminal), write [`pty_eof_bytes`] before closing stdin,
+//!   resize with [`set_window_size`];
 //! - close the control socket to make the shepherd terminate the tree
 //!   (SIGTERM, kill timeout, SIGKILL). The kernel does it too if the whole
 //!   program dies.
@@ -46,13 +50,18 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
 use net_runner_proto::{FrameDecoder, FromShepherd, StdioMode, ToShepherd};
 use rustix::process::Pid;
 
-pub use net_runner_proto::{ExitReport, FromShepherd as Message, Termination, WindowSize};
+pub use net_runner_proto::{
+    CgroupReport, ExitReport, FromShepherd as Message, StopCause, Termination, WindowSize,
+};
 
+use crate::cgroup::Plan;
+use crate::pty::LineState;
 use crate::{launch, reaper, sys, Command, Error, ShepherdError};
 
 /// A started child, as parts.
@@ -71,17 +80,25 @@ pub struct RawChild {
     /// them before reading the socket.
     pub decoder: ControlDecoder,
     /// The write end of the child's stdin, when it is a pipe (non-blocking).
+    /// In PTY mode a duplicate of the master: closing it alone does not end
+    /// the terminal's input, write [`pty_eof_bytes`] first.
     pub stdin: Option<OwnedFd>,
-    /// The read end of the child's stdout (non-blocking).
+    /// The read end of the child's stdout (non-blocking). In PTY mode the
+    /// master: what the terminal shows (stdout and stderr, the echo), and
+    /// `EIO` once the program and its children closed the terminal and
+    /// everything was read.
     pub stdout: Option<OwnedFd>,
     /// The read end of the child's stderr, when it is a pipe (non-blocking).
     pub stderr: Option<OwnedFd>,
+    /// Whether the child runs on a PTY ([`Command::pty`]).
+    pub pty: bool,
 }
 
 /// A shepherd process, reaped when dropped (without blocking: the reaper
-/// thread waits for it if it has not exited yet).
+/// thread waits for it if it has not exited yet); then what it left of the
+/// child's cgroup, if it died before its own teardown, is removed.
 #[derive(Debug)]
-pub struct Shepherd(Pid);
+pub struct Shepherd(Pid, Option<Arc<Plan>>);
 
 impl Shepherd {
     /// The shepherd's pid.
@@ -92,7 +109,7 @@ impl Shepherd {
 
 impl Drop for Shepherd {
     fn drop(&mut self) {
-        reaper::reap(self.0);
+        reaper::reap_then(self.0, self.1.take());
     }
 }
 
@@ -127,8 +144,12 @@ impl ControlDecoder {
 
 /// Starts `command` through the library's launch path and returns the
 /// parts. stdout is always a pipe; stdin is a pipe when `stdin_pipe`, else
-/// `/dev/null`; stderr follows [`Command::stderr`]. The command's input,
-/// timeout and `max_output` are not used: the embedder does that.
+/// `/dev/null`; stderr follows [`Command::stderr`]. In PTY mode stdout is
+/// the master, stdin a duplicate of it (whatever `stdin_pipe` says) and
+/// stderr `None`. The shepherd enforces the timeout (the exit report's
+/// `stopped` says `Deadline`), the stop sequence and the cgroup; the
+/// command's input, `max_output` and idle timeout are not used: the
+/// embedder does that.
 ///
 /// Needs a tokio runtime with I/O enabled (the handshake uses it); the
 /// returned descriptors are no longer registered with it.
@@ -162,8 +183,9 @@ pub fn spawn(
             return Err(Error::NoRuntime);
         }
         let modes = [req.stdin, req.stdout, req.stderr];
+        let pty = req.pty.is_some();
         let launched = launch::launch(req, program, cwd, passed, plan).await?;
-        let shepherd = Shepherd(launched.shepherd_pid);
+        let shepherd = Shepherd(launched.shepherd_pid, launched.cgroup);
         let (control, frames, _unclaimed) = launched.control.into_raw_parts();
         let mut fds = launched.fds.into_iter();
         let mut next = |mode: StdioMode| -> io::Result<Option<OwnedFd>> {
@@ -177,7 +199,17 @@ pub fn spawn(
         };
         // On error the parts drop here: the control socket closes (the
         // shepherd terminates the child) and the shepherd is reaped.
-        let (stdin, stdout, stderr) = (next(modes[0])?, next(modes[1])?, next(modes[2])?);
+        let (stdin, stdout, stderr) = if pty {
+            // The master alone was passed.
+            let master = next(StdioMode::Pipe)?.ok_or_else(|| {
+                Error::Shepherd(ShepherdError::Protocol(
+                    "PTY mode: no master descriptor in Spawned".into(),
+                ))
+            })?;
+            (Some(sys::dup(&master)?), Some(master), None)
+        } else {
+            (next(modes[0])?, next(modes[1])?, next(modes[2])?)
+        };
         Ok(RawChild {
             child_pid: launched.child_pid,
             shepherd,
@@ -186,8 +218,68 @@ pub fn spawn(
             stdin,
             stdout,
             stderr,
+            pty,
         })
     }
+}
+
+/// What to write to a PTY master to deliver end of file to the program, as
+/// [`Process::close_stdin`](crate::Process::close_stdin) does: the
+/// terminal's VEOF character (as it is set now), once at the start of a
+/// line, twice after a partial line (`at_line_start` false: the last byte
+/// written was not `\n` or `\r`); once in raw mode; nothing when VEOF is
+/// disabled.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), net_runner::Error> {
+/// use std::io::{Read, Write};
+/// use net_runner::{raw, Command};
+///
+/// let mut cmd = Command::new("wc");
+/// cmd.arg("-c").pty(24, 80);
+/// let mut child = raw::spawn(&cmd, true).await?;
+/// assert!(child.pty && child.stderr.is_none());
+/// let mut master = std::fs::File::from(child.stdout.take().unwrap());
+/// let mut stdin = std::fs::File::from(child.stdin.take().unwrap());
+/// raw::set_window_size(&master, 30, 100)?;
+/// stdin.write_all(b"abc")?;
+/// stdin.write_all(&raw::pty_eof_bytes(&stdin, false)?)?; // ^D ^D
+/// drop(stdin);
+/// let mut screen = Vec::new();
+/// loop {
+///     let mut buf = [0u8; 64];
+///     match master.read(&mut buf) {
+///         Ok(0) => break,
+///         Ok(n) => screen.extend_from_slice(&buf[..n]),
+///         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+///             tokio::time::sleep(std::time::Duration::from_millis(5)).await
+///         }
+///         Err(e) if e.raw_os_error() == Some(libc::EIO) => break, // end of file
+///         Err(e) => return Err(e.into()),
+///     }
+/// }
+/// assert_eq!(screen, b"abc3\r\n");
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// The `tcgetattr` failure (not a terminal).
+pub fn pty_eof_bytes(master: impl AsFd, at_line_start: bool) -> io::Result<Vec<u8>> {
+    LineState { at_line_start }.eof_bytes(master)
+}
+
+/// Sets the terminal size through the master, as
+/// [`Process::set_window_size`](crate::Process::set_window_size).
+///
+/// # Errors
+///
+/// [`Error::InvalidOption`] for 0 or more than
+/// [`Pty::MAX_SIZE`](crate::Pty::MAX_SIZE) rows or columns;
+/// [`Error::Io`] if the ioctl fails (not a terminal).
+pub fn set_window_size(master: impl AsFd, rows: u16, cols: u16) -> Result<(), Error> {
+    crate::pty::set_size(master, rows, cols)
 }
 
 /// The frame asking the shepherd to send `signal` to the child's group.
@@ -201,8 +293,9 @@ pub fn shutdown_frame() -> Vec<u8> {
     encode(&ToShepherd::Shutdown)
 }
 
-/// The frame setting the terminal size (PTY mode; refused by a shepherd
-/// without PTY support with an `Error` message).
+/// The frame setting the terminal size. The shepherd keeps no copy of the
+/// PTY master and answers it with an `Error` message: resize through the
+/// master with [`set_window_size`].
 pub fn window_size_frame(rows: u16, cols: u16) -> Vec<u8> {
     encode(&ToShepherd::SetWindowSize(WindowSize { rows, cols }))
 }

@@ -39,14 +39,60 @@ defmodule NetRunner.Process do
       variable
     * `:env_clear` — start from an empty environment
     * `:cd` — the working directory
-    * `:pty`, `:cgroup_path` and the cgroup limits
-      (`:cgroup_memory_max`, `:cgroup_cpu_max`, `:cgroup_pids_max`) — checked
-      (`{:error, {:invalid_cgroup_path, msg}}`), then refused with
-      `{:error, {:unsupported, msg}}` until the shepherd supports them
+    * `:pty` — run on a pseudo-terminal (see "PTY mode" below): `true`
+      (cooked, 24×80), `{rows, cols}`, or `[rows: r, cols: c, raw: true]`
+    * `:cgroup_path` — a path relative to the base (the BEAM's own cgroup,
+      or `:cgroup_base`) where the shepherd creates the program's cgroup,
+      placing it there before exec and removing it afterwards. Absolute
+      paths, `..`, `.` or empty components, NUL, newline and over-long
+      paths are `{:error, {:invalid_cgroup_path, msg}}` before anything
+      runs (`msg` says "relative" for an absolute path, `'..'` for a
+      traversal).
+    * `:cgroup_base` — the base, a cgroup path as in `/proc/self/cgroup`
+      (e.g. `"/netrunner"`); default `NETRUNNER_CGROUP_BASE`, else the
+      BEAM's own cgroup
+    * `:cgroup_memory_max` (bytes), `:cgroup_pids_max` (processes),
+      `:cgroup_cpu_max` (`{quota_us, period_us}`, e.g. `{50_000, 100_000}`
+      for half a CPU) — limits, in cgroup2 where the controller is
+      available, else in the cgroup v1 hierarchy of that controller. A
+      limit alone makes a cgroup `netrunner-<pid>-<n>`. A limit no
+      hierarchy can apply, or a cgroup that cannot be created (no write
+      access), is `{:error, {:cgroup, msg}}` (nothing ran); a bad value
+      `{:error, {:invalid_option, msg}}`.
+
+  `NetRunner.run/2` and `NetRunner.stream/2` also take `:timeout`, which
+  the shepherd enforces (SIGTERM, `:kill_timeout`, SIGKILL at the
+  deadline, even if the BEAM is stalled).
 
   A program that cannot be executed still starts: `await_exit/2` gives
   127 (not found) or 126 (not executable) and `stats/1` has the errno atom
   in `exec_error`.
+
+  ## PTY mode
+
+  With `pty: true` the program gets a terminal as stdin, stdout and stderr
+  (a new session with it as controlling terminal: `isatty` is true, `stty
+  size` answers, `"\x03"` written is SIGINT). `read/2` returns what the
+  terminal shows: stdout and stderr together, `"\n"` as `"\r\n"`, and the
+  echo of what was written (cooked mode). `:stderr` does not apply
+  (`read_stderr/2` gives `:eof`). Nothing the program writes is lost, even
+  when it exits at once and is read late. `close_stdin/1` sends the
+  terminal's end-of-file character (^D; twice after a partial line, so
+  `wc -c` after `"abc"` answers 3; once in raw mode). `set_window_size/3`
+  resizes (SIGWINCH to the program).
+
+      {:ok, p} = NetRunner.Process.start("wc", ["-c"], pty: true)
+      :ok = NetRunner.Process.write(p, "abc")
+      :ok = NetRunner.Process.close_stdin(p)
+      # reads give "abc" (the echo), then "3\r\n", then :eof
+
+  ## cgroups
+
+      {:ok, p} = NetRunner.Process.start("make", [],
+        cgroup_path: "builds/job-42", cgroup_memory_max: 2_000_000_000)
+      {:ok, 137} = NetRunner.Process.await_exit(p)
+      %{end_reason: :oom_killed, cgroup: %{oom_kills: 1, memory_peak_bytes: _}} =
+        NetRunner.Process.stats(p)
   """
   use GenServer
 
@@ -97,7 +143,10 @@ defmodule NetRunner.Process do
   @spec write(GenServer.server(), iodata) :: :ok | {:error, term}
   def write(pid, data), do: GenServer.call(pid, {:write, IO.iodata_to_binary(data)}, :infinity)
 
-  @doc "Closes stdin (the program reads end of file); idempotent."
+  @doc """
+  Closes stdin (the program reads end of file); idempotent. In PTY mode the
+  terminal's VEOF character is written first (see the module doc).
+  """
   @spec close_stdin(GenServer.server()) :: :ok
   def close_stdin(pid), do: GenServer.call(pid, :close_stdin, :infinity)
 
@@ -137,9 +186,18 @@ defmodule NetRunner.Process do
   @spec stats(GenServer.server()) :: Stats.t()
   def stats(pid), do: GenServer.call(pid, :stats)
 
-  @doc "Sets the terminal size (PTY mode): `:ok`; `{:error, :not_a_pty}` otherwise."
+  @doc """
+  Sets the terminal size (PTY mode): `:ok`, and the program gets SIGWINCH.
+  `{:error, :not_a_pty}` for a process started without `:pty`,
+  `{:error, :invalid_size}` unless rows and cols are integers from 1 to
+  10000.
+  """
   @spec set_window_size(GenServer.server(), pos_integer, pos_integer) :: :ok | {:error, term}
-  def set_window_size(pid, rows, cols), do: GenServer.call(pid, {:set_window_size, rows, cols})
+  def set_window_size(pid, rows, cols) do
+    if Exec.window_size?(rows) and Exec.window_size?(cols),
+      do: GenServer.call(pid, {:set_window_size, rows, cols}),
+      else: {:error, :invalid_size}
+  end
 
   # ---------------------------------------------------------------------------
 
@@ -154,7 +212,8 @@ defmodule NetRunner.Process do
       end
 
     stats = Stats.new()
-    mode = Keyword.get(opts, :stderr, :consume)
+    pty = Exec.pty_spec(Keyword.get(opts, :pty, false)) != nil
+    mode = if pty, do: :redirect, else: Keyword.get(opts, :stderr, :consume)
 
     case Exec.spawn(cmd, args, opts) do
       {:ok, sp} ->
@@ -171,11 +230,11 @@ defmodule NetRunner.Process do
           stderr_mode: mode,
           stderr_eof: sp.stderr == nil,
           owner_ref: owner_ref,
+          pty: pty,
           stats: stats
         }
 
-        state = state |> poll_control() |> drain_stderr() |> start_timer(opts[:run_timeout])
-        {:ok, state}
+        {:ok, state |> poll_control() |> drain_stderr()}
 
       {:error, {:exec, errno, _stage}} ->
         # As a shell: 127 not found, 126 found but not executable.
@@ -197,15 +256,14 @@ defmodule NetRunner.Process do
       {:error, {:invalid, msg}} ->
         {:stop, {:invalid_args, msg}}
 
+      {:error, {tag, _msg} = reason}
+      when tag in [:invalid_cgroup_path, :invalid_option, :cgroup] ->
+        {:stop, reason}
+
       {:error, reason} ->
         {:stop, reason}
     end
   end
-
-  defp start_timer(state, nil), do: state
-
-  defp start_timer(state, ms) when is_integer(ms) and ms >= 0,
-    do: %{state | timeout_ref: :erlang.start_timer(ms, self(), :net_runner_timeout)}
 
   @impl true
   def handle_call({:read, max}, from, state) do
@@ -243,7 +301,7 @@ defmodule NetRunner.Process do
 
   def handle_call({:write, data}, from, state) do
     cond do
-      state.stdin.status == :closed ->
+      state.stdin.status == :closed or state.stdin_closing ->
         {:reply, {:error, :closed}, state}
 
       Operations.pending?(state.operations, :stdin) ->
@@ -259,9 +317,10 @@ defmodule NetRunner.Process do
   def handle_call({:kill, signal}, _from, state) do
     if state.control_open and state.exit_status == nil do
       _ = Nif.nif_kill(state.control, signal)
+      {:reply, :ok, %{state | caller_killed: true}}
+    else
+      {:reply, :ok, state}
     end
-
-    {:reply, :ok, state}
   end
 
   def handle_call(:await_exit, from, state) do
@@ -276,8 +335,9 @@ defmodule NetRunner.Process do
   def handle_call(:stats, _from, state), do: {:reply, state.stats, state}
 
   def handle_call({:set_window_size, rows, cols}, _from, state) do
-    if state.pty and state.control_open do
-      {:reply, Nif.nif_set_window_size(state.control, rows, cols), state}
+    if state.pty and state.stdout.fd != nil do
+      # Through the master: the shepherd keeps no copy of it.
+      {:reply, Nif.nif_set_window_size(state.stdout.fd, rows, cols), state}
     else
       {:reply, {:error, :not_a_pty}, state}
     end
@@ -298,21 +358,6 @@ defmodule NetRunner.Process do
   end
 
   def handle_info(:drain_stderr, state), do: {:noreply, drain_stderr(state)}
-
-  def handle_info({:timeout, ref, :net_runner_timeout}, %{timeout_ref: ref} = state) do
-    if state.control_open and state.exit_status == nil do
-      _ = Nif.nif_kill(state.control, 9)
-    end
-
-    {readers, ops} = Operations.take_all(state.operations, :stdout)
-    {err_readers, ops} = Operations.take_all(ops, :stderr)
-
-    Enum.each(readers ++ err_readers, fn {from, _} ->
-      GenServer.reply(from, {:error, :timeout})
-    end)
-
-    {:noreply, %{state | timed_out: true, operations: ops}}
-  end
 
   def handle_info({:DOWN, ref, :process, _, _}, %{owner_ref: ref} = state),
     do: {:stop, :normal, state}
@@ -373,8 +418,13 @@ defmodule NetRunner.Process do
 
   # --- stdin ----------------------------------------------------------------
 
-  defp write_stdin(state, {from, {data, total}} = op) do
+  # `from` is `:eof` for the VEOF bytes of a PTY's `close_stdin`: no one
+  # to answer, and the writer is closed once they are written (or failed).
+  defp write_stdin(state, {from, {data, total}}) do
     case Pipe.write(state.stdin, data) do
+      {:ok, n} when n == byte_size(data) and from == :eof ->
+        %{state | stdin: Pipe.close(state.stdin)}
+
       {:ok, n} when n == byte_size(data) ->
         GenServer.reply(from, :ok)
         %{state | stats: Stats.record_write(state.stats, total)}
@@ -383,8 +433,10 @@ defmodule NetRunner.Process do
         rest = binary_part(data, n, byte_size(data) - n)
         %{state | operations: Operations.requeue(state.operations, :stdin, {from, {rest, total}})}
 
+      {:error, _reason} when from == :eof ->
+        %{state | stdin: Pipe.close(state.stdin)}
+
       {:error, reason} ->
-        _ = op
         GenServer.reply(from, {:error, reason})
         state
     end
@@ -405,10 +457,22 @@ defmodule NetRunner.Process do
     end
   end
 
+  defp close_stdin_now(%{stdin_closing: true} = state), do: state
+
   defp close_stdin_now(state) do
     {writers, ops} = Operations.take_all(state.operations, :stdin)
     Enum.each(writers, fn {from, _} -> GenServer.reply(from, {:error, :closed}) end)
-    %{state | stdin: Pipe.close(state.stdin), operations: ops}
+    state = %{state | operations: ops}
+
+    case state.pty and state.stdin.status == :open and Nif.nif_pty_eof(state.stdin.fd) do
+      {:ok, eof} when eof != "" ->
+        # A terminal has no end of file of its own: its VEOF character goes
+        # through the line discipline, then the writer is closed.
+        write_stdin(%{state | stdin_closing: true}, {:eof, {eof, 0}})
+
+      _ ->
+        %{state | stdin: Pipe.close(state.stdin)}
+    end
   end
 
   # --- stderr ---------------------------------------------------------------
@@ -514,16 +578,38 @@ defmodule NetRunner.Process do
     end
   end
 
-  defp control_message({:exited, code, user, sys, rss}, state),
-    do: exited(state, code, {user, sys, rss})
+  defp control_message({:exited, code, user, sys, rss, stopped}, state),
+    do: exited(state, code, {user, sys, rss}, end_reason(state, stopped, nil))
 
-  defp control_message({:signaled, signal, user, sys, rss}, state),
-    do: exited(state, 128 + signal, {user, sys, rss})
+  defp control_message({:signaled, signal, user, sys, rss, stopped}, state),
+    do: exited(state, 128 + signal, {user, sys, rss}, end_reason(state, stopped, signal))
+
+  defp control_message({:cgroup_stats, figures}, state),
+    do: %{state | stats: %{state.stats | cgroup: figures}}
 
   defp control_message({:shepherd_error, _text}, state), do: state
 
-  defp exited(state, status, usage) do
-    stats = Stats.finalize(state.stats, status)
+  # As the Rust library's `End`: what the shepherd says stopped it first,
+  # then the OOM killer (SIGKILL with an OOM kill in its cgroup), then who
+  # sent the signal.
+  defp end_reason(_state, :deadline, _signal), do: :timeout
+  defp end_reason(_state, :requested, _signal), do: :killed
+
+  defp end_reason(_state, stopped, _signal) when stopped in [:owner_gone, :signalled],
+    do: :owner_gone
+
+  defp end_reason(_state, nil, nil), do: :exited
+
+  defp end_reason(state, nil, signal) do
+    cond do
+      signal == 9 and (state.stats.cgroup[:oom_kills] || 0) > 0 -> :oom_killed
+      state.caller_killed -> :killed
+      true -> :signalled
+    end
+  end
+
+  defp exited(state, status, usage, reason \\ :signalled) do
+    stats = %{Stats.finalize(state.stats, status) | end_reason: reason}
 
     stats =
       case usage do
@@ -532,6 +618,20 @@ defmodule NetRunner.Process do
       end
 
     Enum.each(state.waiters, &GenServer.reply(&1, {:ok, status}))
-    %{state | exit_status: status, stats: stats, waiters: []}
+    state = %{state | exit_status: status, stats: stats, waiters: []}
+    if reason == :timeout, do: timed_out(state), else: state
+  end
+
+  # The shepherd's deadline fired: whatever is still read is answered
+  # `{:error, :timeout}` (`NetRunner.run/2` returns that).
+  defp timed_out(state) do
+    {readers, ops} = Operations.take_all(state.operations, :stdout)
+    {err_readers, ops} = Operations.take_all(ops, :stderr)
+
+    Enum.each(readers ++ err_readers, fn {from, _} ->
+      GenServer.reply(from, {:error, :timeout})
+    end)
+
+    %{state | timed_out: true, operations: ops}
   end
 end

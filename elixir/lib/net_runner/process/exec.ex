@@ -8,6 +8,7 @@ defmodule NetRunner.Process.Exec do
   alias NetRunner.Process.Nif
 
   @cgroup_limits [:cgroup_memory_max, :cgroup_cpu_max, :cgroup_pids_max]
+  @pty_max 10_000
 
   @typedoc "What a successful spawn hands back."
   @type spawned :: %{
@@ -18,7 +19,7 @@ defmodule NetRunner.Process.Exec do
           stderr: Nif.fd() | nil
         }
 
-  @doc "The cgroup limit options accepted (wired once the shepherd has cgroups)."
+  @doc "The cgroup limit options accepted."
   @spec cgroup_limit_options() :: [atom]
   def cgroup_limit_options, do: @cgroup_limits
 
@@ -31,14 +32,14 @@ defmodule NetRunner.Process.Exec do
              {:invalid_cmd, String.t()}
              | {:invalid_args, String.t()}
              | {:invalid_cgroup_path, String.t()}
-             | {:invalid_option, String.t()}
-             | {:unsupported, String.t()}}
+             | {:invalid_option, String.t()}}
   def validate(cmd, args, opts) do
     with :ok <- validate_cmd(cmd),
          :ok <- validate_args(args),
          :ok <- validate_cgroup(opts),
-         :ok <- validate_options(opts) do
-      validate_unsupported(opts)
+         :ok <- validate_options(opts),
+         :ok <- validate_pty(opts) do
+      validate_cgroup_limits(opts)
     end
   end
 
@@ -69,31 +70,45 @@ defmodule NetRunner.Process.Exec do
   defp validate_args(args),
     do: {:error, {:invalid_args, "args must be a list of binaries, got: #{inspect(args)}"}}
 
+  # The same checks, in the same order, as the Rust library's (which
+  # checks again): every shape is refused before anything starts.
   defp validate_cgroup(opts) do
     case Keyword.get(opts, :cgroup_path) do
       nil ->
         :ok
 
       path when is_binary(path) ->
-        cond do
-          String.starts_with?(path, "/") ->
-            {:error, {:invalid_cgroup_path, "cgroup_path must be relative, got: #{path}"}}
-
-          ".." in Path.split(path) ->
-            {:error, {:invalid_cgroup_path, "cgroup_path must not contain '..', got: #{path}"}}
-
-          String.contains?(path, <<0>>) ->
-            {:error, {:invalid_cgroup_path, "cgroup_path must not contain NUL bytes"}}
-
-          true ->
+        case cgroup_path_problem(path) do
+          nil ->
             :ok
+
+          reason ->
+            {:error, {:invalid_cgroup_path, "cgroup_path #{inspect(path)} is invalid: #{reason}"}}
         end
 
       other ->
         {:error,
-         {:invalid_cgroup_path, "cgroup_path must be a relative path, got: #{inspect(other)}"}}
+         {:invalid_cgroup_path,
+          "cgroup_path must be a relative path (a binary), got: #{inspect(other)}"}}
     end
   end
+
+  defp cgroup_path_problem(path) do
+    cond do
+      String.starts_with?(path, "/") -> "it is absolute; give it relative to the base"
+      path == "" -> "it is empty"
+      String.contains?(path, <<0>>) -> "it contains a NUL byte"
+      String.contains?(path, "\n") -> "it contains a newline"
+      byte_size(path) > 1024 -> "it is longer than 1024 bytes"
+      true -> path |> String.split("/") |> Enum.find_value(&component_problem/1)
+    end
+  end
+
+  defp component_problem(""), do: "it has an empty component ('//' or a trailing '/')"
+  defp component_problem("."), do: "it contains a '.' component"
+  defp component_problem(".."), do: "it contains a '..' component"
+  defp component_problem(c) when byte_size(c) > 255, do: "a component is longer than 255 bytes"
+  defp component_problem(_), do: nil
 
   defp validate_options(opts) do
     cond do
@@ -109,10 +124,90 @@ defmodule NetRunner.Process.Exec do
       not (is_nil(Keyword.get(opts, :cd)) or is_binary(Keyword.get(opts, :cd))) ->
         {:error, {:invalid_option, "cd must be a path (binary)"}}
 
+      not (is_nil(opts[:run_timeout]) or valid_timeout?(opts[:run_timeout])) ->
+        {:error, {:invalid_option, "timeout must be a non-negative integer (ms) or :infinity"}}
+
       true ->
         :ok
     end
   end
+
+  defp validate_pty(opts) do
+    case pty_spec(Keyword.get(opts, :pty, false)) do
+      {:error, msg} -> {:error, {:invalid_option, msg}}
+      _ -> :ok
+    end
+  end
+
+  @doc """
+  The `:pty` option as `nil` (no terminal) or `{rows, cols, raw}`:
+  `true` is a cooked 24×80 terminal, `{rows, cols}` a cooked one of that
+  size, and a keyword list takes `:rows`, `:cols` (default 24, 80) and
+  `:raw` (default false).
+  """
+  @spec pty_spec(term) :: nil | {pos_integer, pos_integer, boolean} | {:error, String.t()}
+  def pty_spec(pty) when pty in [false, nil], do: nil
+  def pty_spec(true), do: {24, 80, false}
+  def pty_spec({rows, cols}), do: pty_spec(rows: rows, cols: cols)
+
+  def pty_spec(opts) when is_list(opts) do
+    rows = Keyword.get(opts, :rows, 24)
+    cols = Keyword.get(opts, :cols, 80)
+    raw = Keyword.get(opts, :raw, false)
+
+    cond do
+      not Keyword.keyword?(opts) or
+          Enum.any?(Keyword.keys(opts), &(&1 not in [:rows, :cols, :raw])) ->
+        {:error, "pty: only :rows, :cols and :raw are accepted, got: #{inspect(opts)}"}
+
+      not (window_size?(rows) and window_size?(cols)) ->
+        {:error, "pty: rows and cols must be integers from 1 to #{@pty_max}"}
+
+      not is_boolean(raw) ->
+        {:error, "pty: raw must be a boolean"}
+
+      true ->
+        {rows, cols, raw}
+    end
+  end
+
+  def pty_spec(other),
+    do: {:error, "pty must be a boolean, {rows, cols} or a keyword list, got: #{inspect(other)}"}
+
+  @doc "Whether `n` is a valid number of rows or columns (1 to 10000)."
+  @spec window_size?(term) :: boolean
+  def window_size?(n), do: is_integer(n) and n >= 1 and n <= @pty_max
+
+  defp validate_cgroup_limits(opts) do
+    positive = fn v -> is_nil(v) or (is_integer(v) and v > 0) end
+
+    cond do
+      not positive.(opts[:cgroup_memory_max]) ->
+        {:error, {:invalid_option, "cgroup_memory_max must be a positive integer (bytes)"}}
+
+      not positive.(opts[:cgroup_pids_max]) ->
+        {:error, {:invalid_option, "cgroup_pids_max must be a positive integer"}}
+
+      not cpu_max_ok?(opts[:cgroup_cpu_max]) ->
+        {:error,
+         {:invalid_option,
+          "cgroup_cpu_max must be {quota_us, period_us}: quota at least 1000, period 1000 to 1000000"}}
+
+      not (is_nil(opts[:cgroup_base]) or is_binary(opts[:cgroup_base])) ->
+        {:error,
+         {:invalid_option, "cgroup_base must be a cgroup path (binary), e.g. \"/netrunner\""}}
+
+      true ->
+        :ok
+    end
+  end
+
+  defp cpu_max_ok?(nil), do: true
+
+  defp cpu_max_ok?({quota, period}) when is_integer(quota) and is_integer(period),
+    do: quota >= 1000 and period >= 1000 and period <= 1_000_000
+
+  defp cpu_max_ok?(_), do: false
 
   defp valid_timeout?(t), do: is_integer(t) and t >= 0
 
@@ -129,28 +224,12 @@ defmodule NetRunner.Process.Exec do
   defp name_ok?(k) when is_atom(k), do: name_ok?(Atom.to_string(k))
   defp name_ok?(_), do: false
 
-  # PTY and cgroups are not in the shepherd yet: refuse clearly rather than
-  # run the program without what was asked. Wiring them is a matter of
-  # passing the options into the spawn spec (see `spec/3`).
-  defp validate_unsupported(opts) do
-    cond do
-      Keyword.get(opts, :pty, false) ->
-        {:error, {:unsupported, "pty: the shepherd has no PTY support yet"}}
-
-      Keyword.get(opts, :cgroup_path) != nil or
-          Enum.any?(@cgroup_limits, &Keyword.has_key?(opts, &1)) ->
-        {:error, {:unsupported, "cgroup: the shepherd has no cgroup support yet"}}
-
-      true ->
-        :ok
-    end
-  end
-
   @doc """
   Starts `cmd` with `args`; the options were checked by `validate/3`.
   `{:ok, spawned}`, `{:error, {:exec, errno, stage}}` when the program
-  cannot be started (not found, not executable, bad `cd`, …) or
-  `{:error, reason}`.
+  cannot be started (not found, not executable, bad `cd`, …),
+  `{:error, {:cgroup, msg}}` when its cgroup cannot be set up (nothing
+  ran), or `{:error, reason}`.
   """
   @spec spawn(binary, [binary], keyword) :: {:ok, spawned} | {:error, term}
   def spawn(cmd, args, opts) do
@@ -179,6 +258,13 @@ defmodule NetRunner.Process.Exec do
 
     stderr = Keyword.get(opts, :stderr, :consume)
     kill_timeout = Keyword.get(opts, :kill_timeout, 5000)
-    {cmd, args, env, {Keyword.get(opts, :env_clear, false), cd, stderr, kill_timeout, true}}
+
+    extra =
+      {pty_spec(Keyword.get(opts, :pty, false)), opts[:cgroup_path], opts[:cgroup_base],
+       opts[:cgroup_memory_max], opts[:cgroup_pids_max], opts[:cgroup_cpu_max],
+       opts[:run_timeout]}
+
+    {cmd, args, env, {Keyword.get(opts, :env_clear, false), cd, stderr, kill_timeout, true},
+     extra}
   end
 end

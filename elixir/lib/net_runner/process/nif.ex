@@ -23,12 +23,23 @@ defmodule NetRunner.Process.Nif do
   @doc """
   Starts a command: `{:ok, ref}` at once, then the message
   `{:net_runner_spawned, ref, result}` where `result` is
-  `{:ok, control, os_pid, stdin | nil, stdout, stderr | nil}`,
-  `{:error, {:exec, errno, stage}}` or `{:error, {:invalid, message}}`.
+  `{:ok, control, os_pid, stdin | nil, stdout, stderr | nil}` (in PTY
+  mode stdout is the master and stdin a duplicate of it),
+  `{:error, {:exec, errno, stage}}`, `{:error, {:invalid, message}}`,
+  `{:error, {:invalid_cgroup_path, message}}`,
+  `{:error, {:invalid_option, message}}` or `{:error, {:cgroup, message}}`.
+
+  The spec's last tuple is `{pty, cgroup_path, cgroup_base, memory_max,
+  pids_max, cpu_max, timeout_ms}` (`pty`: `{rows, cols, raw}`; `cpu_max`:
+  `{quota_us, period_us}`; each may be `nil`); the shepherd enforces the
+  timeout.
   """
   @spec nif_spawn(
           {binary, [binary], [{binary, binary | nil}],
-           {boolean, binary | nil, atom, non_neg_integer, boolean}}
+           {boolean, binary | nil, atom, non_neg_integer, boolean},
+           {{pos_integer, pos_integer, boolean} | nil, binary | nil, binary | nil,
+            pos_integer | nil, pos_integer | nil, {pos_integer, pos_integer} | nil,
+            pos_integer | nil}}
         ) :: {:ok, reference()}
   def nif_spawn(_spec), do: :erlang.nif_error(:nif_not_loaded)
 
@@ -56,15 +67,28 @@ defmodule NetRunner.Process.Nif do
   @spec nif_shutdown(fd) :: :ok | {:error, atom}
   def nif_shutdown(_control), do: :erlang.nif_error(:nif_not_loaded)
 
-  @doc "Sets the terminal size (PTY mode)."
-  @spec nif_set_window_size(fd, non_neg_integer, non_neg_integer) :: :ok | {:error, atom}
-  def nif_set_window_size(_control, _rows, _cols), do: :erlang.nif_error(:nif_not_loaded)
+  @doc """
+  Sets the terminal size through the PTY master: `:ok`, `{:error,
+  :not_a_pty}`, `{:error, :invalid_size}` or `{:error, reason}`.
+  """
+  @spec nif_set_window_size(fd, non_neg_integer, non_neg_integer) :: :ok | {:error, term}
+  def nif_set_window_size(_master, _rows, _cols), do: :erlang.nif_error(:nif_not_loaded)
+
+  @doc """
+  The bytes that end a PTY program's input, to write before closing its
+  stdin: the terminal's VEOF character, once at the start of a line, twice
+  after a partial line. `{:ok, binary}` or `{:error, reason}`.
+  """
+  @spec nif_pty_eof(fd) :: {:ok, binary} | {:error, atom}
+  def nif_pty_eof(_stdin), do: :erlang.nif_error(:nif_not_loaded)
 
   @doc """
   Reads the control socket: `{messages, :open | :eof}`; with `:open` the
   caller is selected for input. Messages: `{:exited, code, user_us, sys_us,
-  rss_kib}`, `{:signaled, signal, user_us, sys_us, rss_kib}`,
-  `{:shepherd_error, text}`.
+  rss_kib, stopped}`, `{:signaled, signal, user_us, sys_us, rss_kib,
+  stopped}` (`stopped`: `nil` or why the shepherd had started the stop
+  sequence: `:deadline`, `:requested`, `:owner_gone`, `:signalled`),
+  `{:cgroup_stats, map}` (right before the exit), `{:shepherd_error, text}`.
   """
   @spec nif_control_read(fd) :: {[tuple], :open | :eof}
   def nif_control_read(_control), do: :erlang.nif_error(:nif_not_loaded)

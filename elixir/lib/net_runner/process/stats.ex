@@ -4,6 +4,18 @@ defmodule NetRunner.Process.Stats do
   time (`user_time_us`, `system_time_us`), peak resident set size
   (`max_rss_kib`) and, when the program could not be executed, the errno
   atom in `exec_error` (`:enoent`, `:eacces`, …).
+
+  Once it exited, `end_reason` says how it ended: `:exited`, `:signalled`,
+  `:timeout` (the `:timeout` of `NetRunner.run/2` fired), `:killed`
+  (`NetRunner.Process.kill/2`), `:owner_gone`, or `:oom_killed` (the OOM
+  killer, at `:cgroup_memory_max`).
+
+  With a cgroup (`:cgroup_path` or a cgroup limit) `cgroup` holds its
+  figures, read before it was removed; each is an integer, or `nil` where
+  the host does not provide it (memory figures need the memory controller
+  on the cgroup, i.e. a `:cgroup_memory_max` on hybrid hosts):
+  `memory_peak_bytes`, `oom_kills`, `cpu_usage_us`,
+  `cpu_throttled_periods`, `cpu_throttled_us`, `pids_peak`.
   """
 
   defstruct bytes_in: 0,
@@ -17,7 +29,9 @@ defmodule NetRunner.Process.Stats do
             user_time_us: nil,
             system_time_us: nil,
             max_rss_kib: nil,
-            exec_error: nil
+            exec_error: nil,
+            end_reason: nil,
+            cgroup: nil
 
   @type t :: %__MODULE__{
           bytes_in: non_neg_integer,
@@ -31,7 +45,19 @@ defmodule NetRunner.Process.Stats do
           user_time_us: non_neg_integer | nil,
           system_time_us: non_neg_integer | nil,
           max_rss_kib: non_neg_integer | nil,
-          exec_error: atom | nil
+          exec_error: atom | nil,
+          end_reason: :exited | :signalled | :timeout | :killed | :owner_gone | :oom_killed | nil,
+          cgroup: cgroup | nil
+        }
+
+  @typedoc "The cgroup's figures (see the module doc)."
+  @type cgroup :: %{
+          memory_peak_bytes: non_neg_integer | nil,
+          oom_kills: non_neg_integer | nil,
+          cpu_usage_us: non_neg_integer | nil,
+          cpu_throttled_periods: non_neg_integer | nil,
+          cpu_throttled_us: non_neg_integer | nil,
+          pids_peak: non_neg_integer | nil
         }
 
   @doc "Fresh stats, started now (monotonic milliseconds)."

@@ -13,6 +13,11 @@
 //! `{select, Res, undefined, ready_input | ready_output}` message. Every
 //! call does at most a few non-blocking system calls.
 //!
+//! PTY mode: stdout is the master (`EIO` reads as end of file), stdin a
+//! duplicate that remembers whether the last byte written ended a line, so
+//! that `nif_pty_eof` gives the VEOF bytes that end the program's input;
+//! `nif_set_window_size` resizes through the master.
+//!
 //! Closing goes through `ERL_NIF_SELECT_STOP`: the descriptor is closed by
 //! the resource type's `stop` callback, once the poller has let go of it.
 //! Closing the control socket (or the resource being garbage collected, or
@@ -23,11 +28,12 @@ use std::mem::size_of;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use net_runner::raw::{self, ControlDecoder, Message, Shepherd, Termination};
-use net_runner::{Command, Error, Stderr};
+use net_runner::{CgroupError, Command, Error, Pty, Stderr};
 use rustler::sys::{
     enif_alloc_resource, enif_get_resource, enif_make_resource, enif_open_resource_type_x,
     enif_release_resource, enif_select, ErlNifEnv, ErlNifEvent, ErlNifResourceDtor,
@@ -43,7 +49,11 @@ mod atoms {
         read, write, control, exited, signaled, shepherd_error, open,
         exec, invalid, shepherd, start_shepherd, stdio, fork, chdir, setup,
         consume, redirect, disabled, discard, inherit,
-        net_runner_spawned,
+        net_runner_spawned, not_a_pty, invalid_size, epipe,
+        invalid_cgroup_path, invalid_option, cgroup, cgroup_stats,
+        deadline, requested, owner_gone, signalled,
+        memory_peak_bytes, oom_kills, cpu_usage_us, cpu_throttled_periods,
+        cpu_throttled_us, pids_peak,
     }
 }
 
@@ -54,6 +64,13 @@ mod atoms {
 enum Kind {
     Read,
     Write,
+    /// A PTY master, read: `EIO` is the end of file.
+    PtyRead,
+    /// A duplicate of a PTY master, written: whether the last byte written
+    /// ended a line (for the VEOF count).
+    PtyWrite {
+        at_line_start: AtomicBool,
+    },
     /// The control socket: its decoder, and the shepherd to reap once the
     /// socket is closed.
     Control {
@@ -235,6 +252,9 @@ fn nif_read<'a>(env: Env<'a>, res: Term<'a>, max: usize) -> NifResult<Term<'a>> 
                 select(env, res, fd, ERL_NIF_SELECT_READ);
                 return Ok((atoms::error(), atoms::eagain()).encode(env));
             }
+            // The terminal's end of file: the program and its children
+            // closed the slave and everything it showed was read.
+            libc::EIO if matches!(obj.kind, Kind::PtyRead) => return Ok(atoms::eof().encode(env)),
             e => return Ok((atoms::error(), errno_atom(env, e)).encode(env)),
         }
     }
@@ -242,7 +262,8 @@ fn nif_read<'a>(env: Env<'a>, res: Term<'a>, max: usize) -> NifResult<Term<'a>> 
 
 /// Writes as much of `data` as the pipe takes: `{ok, N}`; when `N` is less
 /// than the size the pipe is full and the caller is selected for output.
-/// `{error, closed}` · `{error, epipe}` (the reader is gone) · `{error, Errno}`.
+/// `{error, closed}` · `{error, epipe}` (the reader is gone; for a PTY,
+/// the terminal was closed) · `{error, Errno}`.
 #[rustler::nif]
 fn nif_write<'a>(env: Env<'a>, res: Term<'a>, data: Binary<'a>) -> NifResult<Term<'a>> {
     let obj = get_fd(res)?;
@@ -272,9 +293,15 @@ fn nif_write<'a>(env: Env<'a>, res: Term<'a>, data: Binary<'a>) -> NifResult<Ter
                 select(env, res, fd, ERL_NIF_SELECT_WRITE);
                 break;
             }
+            libc::EIO if done == 0 && matches!(obj.kind, Kind::PtyWrite { .. }) => {
+                return Ok((atoms::error(), atoms::epipe()).encode(env))
+            }
             e if done == 0 => return Ok((atoms::error(), errno_atom(env, e)).encode(env)),
             _ => break,
         }
+    }
+    if let (Kind::PtyWrite { at_line_start }, Some(&last)) = (&obj.kind, bytes[..done].last()) {
+        at_line_start.store(last == b'\n' || last == b'\r', Ordering::Relaxed);
     }
     Ok((atoms::ok(), done).encode(env))
 }
@@ -348,8 +375,12 @@ fn nif_dup_fd<'a>(env: Env<'a>, res: Term<'a>) -> NifResult<Term<'a>> {
     }
     // SAFETY: a fresh descriptor we own.
     let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(new) };
-    let kind = match obj.kind {
+    let kind = match &obj.kind {
         Kind::Write => Kind::Write,
+        Kind::PtyRead => Kind::PtyRead,
+        Kind::PtyWrite { at_line_start } => Kind::PtyWrite {
+            at_line_start: AtomicBool::new(at_line_start.load(Ordering::Relaxed)),
+        },
         _ => Kind::Read,
     };
     Ok((atoms::ok(), make_fd(env, owned, kind)).encode(env))
@@ -369,8 +400,12 @@ fn set_nonblocking(fd: &OwnedFd) {
 // The control channel.
 
 /// Reads and decodes what the shepherd sent: `{Messages, open | eof}`,
-/// where each message is `{exited, Code, UserUs, SysUs, RssKiB}`,
-/// `{signaled, Signal, UserUs, SysUs, RssKiB}` or `{shepherd_error, Text}`.
+/// where each message is `{exited, Code, UserUs, SysUs, RssKiB, Stopped}`,
+/// `{signaled, Signal, UserUs, SysUs, RssKiB, Stopped}` (`Stopped`: `nil`,
+/// or why the shepherd had started the stop sequence: `deadline`,
+/// `requested`, `owner_gone`, `signalled`), `{cgroup_stats, Map}` (right
+/// before the exit; each figure an integer or `nil`) or
+/// `{shepherd_error, Text}`.
 /// With `open` the caller is selected for input.
 #[rustler::nif]
 fn nif_control_read<'a>(env: Env<'a>, res: Term<'a>) -> NifResult<Term<'a>> {
@@ -448,13 +483,32 @@ fn encode_message<'a>(env: Env<'a>, msg: Message) -> Term<'a> {
                 report.system_time_us,
                 report.max_rss_kib,
             );
-            match report.termination {
-                Termination::Exited(code) => (atoms::exited(), code, usage.0, usage.1, usage.2),
-                Termination::Signaled { signal, .. } => {
-                    (atoms::signaled(), signal, usage.0, usage.1, usage.2)
-                }
-            }
-            .encode(env)
+            let stopped = match report.stopped {
+                None => atoms::nil(),
+                Some(raw::StopCause::Deadline) => atoms::deadline(),
+                Some(raw::StopCause::Requested) => atoms::requested(),
+                Some(raw::StopCause::OwnerGone) => atoms::owner_gone(),
+                Some(raw::StopCause::Signalled) => atoms::signalled(),
+            };
+            let (tag, n) = match report.termination {
+                Termination::Exited(code) => (atoms::exited(), code),
+                Termination::Signaled { signal, .. } => (atoms::signaled(), signal),
+            };
+            (tag, n, usage.0, usage.1, usage.2, stopped).encode(env)
+        }
+        Message::CgroupStats(r) => {
+            let figures = [
+                (atoms::memory_peak_bytes(), r.memory_peak),
+                (atoms::oom_kills(), r.oom_kills),
+                (atoms::cpu_usage_us(), r.cpu_usage_us),
+                (atoms::cpu_throttled_periods(), r.cpu_throttled_periods),
+                (atoms::cpu_throttled_us(), r.cpu_throttled_us),
+                (atoms::pids_peak(), r.pids_peak),
+            ];
+            let map = figures.iter().fold(Term::map_new(env), |map, (k, v)| {
+                map.map_put(k.encode(env), v.encode(env)).unwrap_or(map)
+            });
+            (atoms::cgroup_stats(), map).encode(env)
         }
         Message::Error { message } => (atoms::shepherd_error(), message).encode(env),
         other => (atoms::shepherd_error(), format!("unexpected {other:?}")).encode(env),
@@ -510,15 +564,71 @@ fn nif_shutdown<'a>(env: Env<'a>, control: Term<'a>) -> NifResult<Term<'a>> {
     send_frame(env, control, &raw::shutdown_frame())
 }
 
-/// Sets the terminal size (PTY mode).
+/// Sets the terminal size through the PTY master (the kernel sends
+/// SIGWINCH to the terminal's foreground group): `ok` ·
+/// `{error, not_a_pty}` · `{error, invalid_size}` (not 1 to 10000) ·
+/// `{error, closed}` · `{error, Errno}`.
 #[rustler::nif]
 fn nif_set_window_size<'a>(
     env: Env<'a>,
-    control: Term<'a>,
-    rows: u16,
-    cols: u16,
+    master: Term<'a>,
+    rows: u32,
+    cols: u32,
 ) -> NifResult<Term<'a>> {
-    send_frame(env, control, &raw::window_size_frame(rows, cols))
+    let obj = get_fd(master)?;
+    if !matches!(obj.kind, Kind::PtyRead | Kind::PtyWrite { .. }) {
+        return Ok((atoms::error(), atoms::not_a_pty()).encode(env));
+    }
+    let (Ok(rows), Ok(cols)) = (u16::try_from(rows), u16::try_from(cols)) else {
+        return Ok((atoms::error(), atoms::invalid_size()).encode(env));
+    };
+    let guard = obj.fd.read().unwrap_or_else(|e| e.into_inner());
+    if *guard < 0 {
+        return Ok((atoms::error(), atoms::closed()).encode(env));
+    }
+    // SAFETY: open while the read lock is held.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*guard) };
+    match raw::set_window_size(fd, rows, cols) {
+        Ok(()) => Ok(atoms::ok().encode(env)),
+        Err(Error::InvalidOption { .. }) => Ok((atoms::error(), atoms::invalid_size()).encode(env)),
+        Err(Error::Io(e)) => Ok((
+            atoms::error(),
+            errno_atom(env, e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+            .encode(env)),
+        Err(other) => Ok((atoms::error(), other.to_string()).encode(env)),
+    }
+}
+
+/// The bytes that end the program's input through the terminal, to write
+/// before closing the PTY stdin: the VEOF character once at the start of a
+/// line, twice after a partial line (once in raw mode; none if disabled).
+/// `{ok, Bytes}` · `{error, not_a_pty}` · `{error, closed}` · `{error, Errno}`.
+#[rustler::nif]
+fn nif_pty_eof<'a>(env: Env<'a>, stdin: Term<'a>) -> NifResult<Term<'a>> {
+    let obj = get_fd(stdin)?;
+    let Kind::PtyWrite { at_line_start } = &obj.kind else {
+        return Ok((atoms::error(), atoms::not_a_pty()).encode(env));
+    };
+    let guard = obj.fd.read().unwrap_or_else(|e| e.into_inner());
+    if *guard < 0 {
+        return Ok((atoms::error(), atoms::closed()).encode(env));
+    }
+    // SAFETY: open while the read lock is held.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*guard) };
+    match raw::pty_eof_bytes(fd, at_line_start.load(Ordering::Relaxed)) {
+        Ok(bytes) => {
+            let mut bin =
+                OwnedBinary::new(bytes.len()).ok_or(rustler::Error::RaiseAtom("enomem"))?;
+            bin.as_mut_slice().copy_from_slice(&bytes);
+            Ok((atoms::ok(), Binary::from_owned(bin, env)).encode(env))
+        }
+        Err(e) => Ok((
+            atoms::error(),
+            errno_atom(env, e.raw_os_error().unwrap_or(libc::EIO)),
+        )
+            .encode(env)),
+    }
 }
 
 /// Whether a process with this pid exists (a zombie counts).
@@ -583,12 +693,26 @@ fn nif_signal_number<'a>(env: Env<'a>, name: Term<'a>) -> Term<'a> {
 // Spawning.
 
 /// What `NetRunner.Process.Exec` sends: `{Program, Args, Env, {EnvClear,
-/// Cd, Stderr, KillTimeoutMs, StdinPipe}}`.
+/// Cd, Stderr, KillTimeoutMs, StdinPipe}, {Pty, CgroupPath, CgroupBase,
+/// MemoryMax, PidsMax, CpuMax, TimeoutMs}}`, where `Pty` is `nil` or
+/// `{Rows, Cols, Raw}`, `CpuMax` `nil` or `{QuotaUs, PeriodUs}`, and every
+/// other value of the second tuple a binary or integer, or `nil`.
 type Spec<'a> = (
     Binary<'a>,
     Vec<Binary<'a>>,
     Vec<(Binary<'a>, Option<Binary<'a>>)>,
     (bool, Option<Binary<'a>>, Atom, u64, bool),
+    Extra<'a>,
+);
+
+type Extra<'a> = (
+    Option<(u16, u16, bool)>,
+    Option<Binary<'a>>,
+    Option<Binary<'a>>,
+    Option<u64>,
+    Option<u64>,
+    Option<(u64, u64)>,
+    Option<u64>,
 );
 
 fn os(bin: &Binary) -> OsString {
@@ -598,7 +722,8 @@ fn os(bin: &Binary) -> OsString {
 /// The one place that maps the Elixir options onto the library's builder
 /// (adapt here when the builder's API changes).
 fn build_command(spec: &Spec) -> Command {
-    let (program, args, env, (env_clear, cd, stderr, kill_timeout_ms, _)) = spec;
+    let (program, args, env, (env_clear, cd, stderr, kill_timeout_ms, _), extra) = spec;
+    let (pty, cgroup_path, cgroup_base, memory_max, pids_max, cpu_max, timeout_ms) = extra;
     let mut cmd = Command::new(os(program));
     cmd.args(args.iter().map(os));
     if *env_clear {
@@ -624,6 +749,32 @@ fn build_command(spec: &Spec) -> Command {
     };
     cmd.stderr(stderr)
         .kill_timeout(Duration::from_millis(*kill_timeout_ms));
+    if let Some((rows, cols, raw_mode)) = pty {
+        cmd.pty_with(Pty::new(*rows, *cols).raw(*raw_mode));
+    }
+    if let Some(path) = cgroup_path {
+        cmd.cgroup(std::path::PathBuf::from(os(path)));
+    }
+    if let Some(base) = cgroup_base {
+        cmd.cgroup_base(std::path::PathBuf::from(os(base)));
+    }
+    if let Some(bytes) = memory_max {
+        cmd.memory_max(*bytes);
+    }
+    if let Some(n) = pids_max {
+        cmd.pids_max(*n);
+    }
+    if let Some((quota_us, period_us)) = cpu_max {
+        cmd.cpu_max(
+            Duration::from_micros(*quota_us),
+            Duration::from_micros(*period_us),
+        );
+    }
+    // Enforced by the shepherd: the stop sequence at the deadline, even if
+    // the BEAM is stalled; the exit report then says `deadline`.
+    if let Some(ms) = timeout_ms {
+        cmd.timeout(Duration::from_millis(*ms));
+    }
     cmd
 }
 
@@ -675,6 +826,7 @@ fn encode_child<'a>(env: Env<'a>, child: raw::RawChild) -> Term<'a> {
         stdin,
         stdout,
         stderr,
+        pty,
     } = child;
     let pipe = |fd: Option<OwnedFd>, kind: Kind| match fd {
         Some(fd) => make_fd(env, fd, kind),
@@ -688,8 +840,14 @@ fn encode_child<'a>(env: Env<'a>, child: raw::RawChild) -> Term<'a> {
             shepherd: Mutex::new(Some(shepherd)),
         },
     );
-    let stdin = pipe(stdin, Kind::Write);
-    let stdout = pipe(stdout, Kind::Read);
+    let (stdin, stdout) = if pty {
+        let writer = Kind::PtyWrite {
+            at_line_start: AtomicBool::new(true),
+        };
+        (pipe(stdin, writer), pipe(stdout, Kind::PtyRead))
+    } else {
+        (pipe(stdin, Kind::Write), pipe(stdout, Kind::Read))
+    };
     let stderr = pipe(stderr, Kind::Read);
     (atoms::ok(), control, child_pid, stdin, stdout, stderr).encode(env)
 }
@@ -713,6 +871,15 @@ fn encode_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
         },
         Error::EmptyProgram | Error::NulByte { .. } | Error::InvalidEnvName(_) => {
             (atoms::error(), (atoms::invalid(), e.to_string())).encode(env)
+        }
+        Error::Cgroup(CgroupError::InvalidPath { .. }) => (
+            atoms::error(),
+            (atoms::invalid_cgroup_path(), e.to_string()),
+        )
+            .encode(env),
+        Error::Cgroup(_) => (atoms::error(), (atoms::cgroup(), e.to_string())).encode(env),
+        Error::InvalidOption { .. } => {
+            (atoms::error(), (atoms::invalid_option(), e.to_string())).encode(env)
         }
         other => (atoms::error(), (atoms::shepherd(), other.to_string())).encode(env),
     }
