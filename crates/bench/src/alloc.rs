@@ -4,7 +4,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 
-pub struct Counting;
+pub(crate) struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
@@ -40,6 +40,6 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 /// Heap bytes currently allocated by this program (all threads).
-pub fn live_bytes() -> isize {
+pub(crate) fn live_bytes() -> isize {
     LIVE.load(Relaxed)
 }

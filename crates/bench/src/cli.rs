@@ -11,7 +11,7 @@ use crate::Ctx;
 
 const TEST: &str = "7. CLI: one command `true` (time; lower is better)";
 
-pub fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
+pub(crate) fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
     let Ok(cli) = &ctx.cli else {
         return Ok(());
     };

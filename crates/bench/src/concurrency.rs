@@ -6,7 +6,7 @@ use crate::harness::{ensure, interleave, Contender, Res};
 use crate::report::{time_ratio, Report};
 use crate::Ctx;
 
-pub fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
+pub(crate) fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
     let k = ctx.cfg.concurrent;
     let t = ctx.bin_true.clone();
     let rt = &ctx.rt;

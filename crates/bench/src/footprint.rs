@@ -40,7 +40,7 @@ fn idle_shepherds() -> Vec<u32> {
     }
 }
 
-pub fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
+pub(crate) fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
     let rt = &ctx.rt;
     let sleep = &ctx.sleep;
     let test = "5. footprint (lower is better)";

@@ -8,11 +8,11 @@ use std::time::Duration;
 /// `--profile NAME`: run only the contender of that exact name, or else those
 /// whose name contains it (for `perf`/`strace`); print their medians to
 /// stderr, skip the table.
-pub static PROFILE: OnceLock<String> = OnceLock::new();
+pub(crate) static PROFILE: OnceLock<String> = OnceLock::new();
 
 /// Returned by `interleave` in profile mode once the chosen contenders ran.
 #[derive(Debug)]
-pub struct ProfileDone;
+pub(crate) struct ProfileDone;
 
 impl std::fmt::Display for ProfileDone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -23,10 +23,10 @@ impl std::fmt::Display for ProfileDone {
 impl std::error::Error for ProfileDone {}
 
 /// Errors of the harness: anything displayable, with context added by hand.
-pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Fails with `what` unless `ok`.
-pub fn ensure(ok: bool, what: impl FnOnce() -> String) -> Res<()> {
+pub(crate) fn ensure(ok: bool, what: impl FnOnce() -> String) -> Res<()> {
     if ok {
         Ok(())
     } else {
@@ -37,13 +37,13 @@ pub fn ensure(ok: bool, what: impl FnOnce() -> String) -> Res<()> {
 /// One side of a comparison: a closure that does the work once and returns
 /// the wall-clock time it measured itself (so setup outside the measured part
 /// stays out).
-pub struct Contender<'a> {
+pub(crate) struct Contender<'a> {
     pub name: &'static str,
     run: Box<dyn FnMut() -> Res<Duration> + 'a>,
 }
 
 impl<'a> Contender<'a> {
-    pub fn new(name: &'static str, run: impl FnMut() -> Res<Duration> + 'a) -> Self {
+    pub(crate) fn new(name: &'static str, run: impl FnMut() -> Res<Duration> + 'a) -> Self {
         Contender {
             name,
             run: Box::new(run),
@@ -53,7 +53,7 @@ impl<'a> Contender<'a> {
 
 /// Runs `warmup` unmeasured rounds, then `iters` measured rounds; round `i`
 /// starts with contender `i % n`. Returns the samples in contender order.
-pub fn interleave(
+pub(crate) fn interleave(
     contenders: &mut [Contender<'_>],
     warmup: usize,
     iters: usize,
@@ -116,21 +116,21 @@ fn profile(
 
 /// Sorted durations of one contender.
 #[derive(Debug, Clone)]
-pub struct Samples(Vec<Duration>);
+pub(crate) struct Samples(Vec<Duration>);
 
 impl Samples {
-    pub fn new(mut v: Vec<Duration>) -> Self {
+    pub(crate) fn new(mut v: Vec<Duration>) -> Self {
         assert!(!v.is_empty(), "no samples");
         v.sort();
         Samples(v)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 
     /// The median (mean of the two middle samples for an even count).
-    pub fn median(&self) -> Duration {
+    pub(crate) fn median(&self) -> Duration {
         let n = self.0.len();
         if n % 2 == 1 {
             self.0[n / 2]
@@ -140,19 +140,19 @@ impl Samples {
     }
 
     /// Nearest-rank percentile, `p` in 0..=100.
-    pub fn percentile(&self, p: u32) -> Duration {
+    pub(crate) fn percentile(&self, p: u32) -> Duration {
         let n = self.0.len();
         let rank = (p as usize * n).div_ceil(100).clamp(1, n);
         self.0[rank - 1]
     }
 
-    pub fn p90(&self) -> Duration {
+    pub(crate) fn p90(&self) -> Duration {
         self.percentile(90)
     }
 }
 
 /// `1.23 ms`, `412 µs`, `1.234 s`.
-pub fn fmt_dur(d: Duration) -> String {
+pub(crate) fn fmt_dur(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s < 1e-3 {
         format!("{:.0} µs", s * 1e6)
@@ -164,11 +164,11 @@ pub fn fmt_dur(d: Duration) -> String {
 }
 
 /// Decimal gigabytes per second.
-pub fn gbps(bytes: u64, d: Duration) -> f64 {
+pub(crate) fn gbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / 1e9
 }
 
-pub fn fmt_bytes(b: f64) -> String {
+pub(crate) fn fmt_bytes(b: f64) -> String {
     let a = b.abs();
     if a >= 1024.0 * 1024.0 {
         format!("{:.2} MiB", b / (1024.0 * 1024.0))
@@ -179,7 +179,7 @@ pub fn fmt_bytes(b: f64) -> String {
     }
 }
 
-pub fn fmt_size(b: u64) -> String {
+pub(crate) fn fmt_size(b: u64) -> String {
     if b >= 1 << 30 && b & ((1 << 30) - 1) == 0 {
         format!("{} GiB", b >> 30)
     } else {

@@ -11,6 +11,8 @@
 //! medians and p90 of wall-clock time. Progress goes to stderr, the Markdown
 //! report to stdout.
 
+#![warn(unreachable_pub)]
+
 mod alloc;
 mod cli;
 mod concurrency;

@@ -9,7 +9,7 @@ use crate::harness::{ensure, fmt_size, interleave, Contender, Res};
 use crate::report::{speed_ratio, Report};
 use crate::Ctx;
 
-pub fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
+pub(crate) fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
     // A terminal is far slower than a pipe: an eighth of the stdout size.
     let size = (ctx.cfg.stdout_bytes / 8).max(1 << 20);
     let count = format!("count={}", size >> 20);

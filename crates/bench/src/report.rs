@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::harness::{fmt_dur, gbps, Samples};
 
-pub struct Row {
+pub(crate) struct Row {
     pub test: String,
     pub contender: String,
     pub median: String,
@@ -15,14 +15,14 @@ pub struct Row {
 }
 
 #[derive(Default)]
-pub struct Report {
+pub(crate) struct Report {
     pub rows: Vec<Row>,
     /// Medians (seconds) and other figures by key, for the targets.
     pub metrics: BTreeMap<String, f64>,
 }
 
 impl Report {
-    pub fn row(
+    pub(crate) fn row(
         &mut self,
         test: &str,
         contender: &str,
@@ -42,13 +42,13 @@ impl Report {
     }
 
     /// A row that could not be measured.
-    pub fn na(&mut self, test: &str, contender: &str, why: &str) {
+    pub(crate) fn na(&mut self, test: &str, contender: &str, why: &str) {
         let dash = || "—".to_string();
         self.row(test, contender, why.into(), dash(), dash(), dash());
     }
 
     /// A latency row; `per` divides the time for a per-item rate (e.g. runs/s).
-    pub fn time_row(
+    pub(crate) fn time_row(
         &mut self,
         test: &str,
         contender: &str,
@@ -70,7 +70,7 @@ impl Report {
     }
 
     /// A throughput row (rate at the median time).
-    pub fn bytes_row(
+    pub(crate) fn bytes_row(
         &mut self,
         test: &str,
         contender: &str,
@@ -89,15 +89,15 @@ impl Report {
         );
     }
 
-    pub fn metric(&mut self, key: &str, v: f64) {
+    pub(crate) fn metric(&mut self, key: &str, v: f64) {
         self.metrics.insert(key.into(), v);
     }
 
-    pub fn get(&self, key: &str) -> Option<f64> {
+    pub(crate) fn get(&self, key: &str) -> Option<f64> {
         self.metrics.get(key).copied()
     }
 
-    pub fn print_table(&self) {
+    pub(crate) fn print_table(&self) {
         println!("| Test | Contender | Median | p90 | Rate | Ratio |");
         println!("|---|---|--:|--:|--:|---|");
         // A `|` inside a cell (even in a code span) would split it.
@@ -120,20 +120,20 @@ impl Report {
 }
 
 /// `a / b` formatted as `0.93×`.
-pub fn ratio(a: f64, b: f64) -> String {
+pub(crate) fn ratio(a: f64, b: f64) -> String {
     format!("{:.2}×", a / b)
 }
 
 /// Time ratio of two medians (lower is better for the first).
-pub fn time_ratio(a: &Samples, b: &Samples, name: &str) -> String {
+pub(crate) fn time_ratio(a: &Samples, b: &Samples, name: &str) -> String {
     format!("{} {name}", ratio(secs(a.median()), secs(b.median())))
 }
 
 /// Throughput ratio (higher is better for the first): b's time / a's time.
-pub fn speed_ratio(a: &Samples, b: &Samples, name: &str) -> String {
+pub(crate) fn speed_ratio(a: &Samples, b: &Samples, name: &str) -> String {
     format!("{} {name}", ratio(secs(b.median()), secs(a.median())))
 }
 
-pub fn secs(d: Duration) -> f64 {
+pub(crate) fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }

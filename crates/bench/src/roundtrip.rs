@@ -50,7 +50,7 @@ where
     Ok(total)
 }
 
-pub fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
+pub(crate) fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
     let size = ctx.cfg.roundtrip_bytes;
     let writes = (size / WRITE as u64) as usize;
     let chunk = Bytes::from((0..WRITE).map(|i| (i % 251) as u8).collect::<Vec<u8>>());

@@ -11,7 +11,7 @@ const TEST: &str = "1. spawn + wait `/bin/true` (time; lower is better)";
 
 /// The very first `run` of the process, which also installs the embedded
 /// shepherd (memfd). Must be the first net_runner call of the program.
-pub fn cold(ctx: &Ctx) -> Res<Duration> {
+pub(crate) fn cold(ctx: &Ctx) -> Res<Duration> {
     let t = Instant::now();
     let out = ctx
         .rt
@@ -21,7 +21,7 @@ pub fn cold(ctx: &Ctx) -> Res<Duration> {
     Ok(d)
 }
 
-pub fn run(ctx: &Ctx, rep: &mut Report, cold: Duration) -> Res<()> {
+pub(crate) fn run(ctx: &Ctx, rep: &mut Report, cold: Duration) -> Res<()> {
     let t = &ctx.bin_true;
     let rt = &ctx.rt;
     let pool_size = ctx.pool_size;

@@ -16,7 +16,7 @@ use crate::{sys, Ctx, BUF};
 
 /// The section as asked: `head -c SIZE /dev/zero` (8 KiB writes), with the
 /// `/dev/null` and CLI rows.
-pub fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
+pub(crate) fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
     let size = ctx.cfg.stdout_bytes;
     let size_arg = size.to_string();
     let args = ["-c", size_arg.as_str(), "/dev/zero"];
@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, rep: &mut Report) -> Res<()> {
 /// The same readers behind a producer that writes 1 MiB at a time
 /// (`dd bs=1M`), so that the reader, not `head`'s 8 KiB writes, is the
 /// bottleneck.
-pub fn run_fast_producer(ctx: &Ctx, rep: &mut Report) -> Res<()> {
+pub(crate) fn run_fast_producer(ctx: &Ctx, rep: &mut Report) -> Res<()> {
     let size = ctx.cfg.stdout_bytes;
     let count = format!("count={}", size >> 20);
     let args = ["if=/dev/zero", "bs=1M", count.as_str(), "status=none"];

@@ -17,12 +17,12 @@ fn kib_field(path: &str, field: &str) -> Res<u64> {
 }
 
 /// Resident set size in KiB (`VmRSS`); `pid` 0 is this process.
-pub fn rss_kib(pid: u32) -> Res<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Res<u64> {
     kib_field(&format!("{}/status", proc_dir(pid)), "VmRSS")
 }
 
 /// Proportional and unique (private) set size in KiB, from `smaps_rollup`.
-pub fn pss_uss_kib(pid: u32) -> Res<(u64, u64)> {
+pub(crate) fn pss_uss_kib(pid: u32) -> Res<(u64, u64)> {
     let path = format!("{}/smaps_rollup", proc_dir(pid));
     let pss = kib_field(&path, "Pss")?;
     let uss = kib_field(&path, "Private_Clean")? + kib_field(&path, "Private_Dirty")?;
@@ -38,7 +38,7 @@ fn proc_dir(pid: u32) -> String {
 }
 
 /// Open descriptors of this process.
-pub fn fd_count() -> Res<usize> {
+pub(crate) fn fd_count() -> Res<usize> {
     // The directory handle itself is one of them while we count.
     Ok(std::fs::read_dir("/proc/self/fd")?
         .count()
@@ -46,7 +46,7 @@ pub fn fd_count() -> Res<usize> {
 }
 
 /// Direct children of every thread of this process (zombies included).
-pub fn children() -> Vec<u32> {
+pub(crate) fn children() -> Vec<u32> {
     let mut out = Vec::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return out;
@@ -66,13 +66,13 @@ pub fn children() -> Vec<u32> {
 
 /// Waits until this process has no children left (net_runner reaps its
 /// shepherds on a background thread), up to `limit`.
-pub fn wait_no_children(limit: Duration) -> Vec<u32> {
+pub(crate) fn wait_no_children(limit: Duration) -> Vec<u32> {
     wait_children_at_most(0, limit)
 }
 
 /// Waits until this process has at most `n` children (e.g. the idle
 /// pre-started shepherds), up to `limit`; returns the children left.
-pub fn wait_children_at_most(n: usize, limit: Duration) -> Vec<u32> {
+pub(crate) fn wait_children_at_most(n: usize, limit: Duration) -> Vec<u32> {
     let start = Instant::now();
     loop {
         let left = children();
@@ -85,7 +85,7 @@ pub fn wait_children_at_most(n: usize, limit: Duration) -> Vec<u32> {
 
 /// Raises the soft descriptor limit to the hard one (256 concurrent runs
 /// hold ~1000 descriptors).
-pub fn raise_nofile() {
+pub(crate) fn raise_nofile() {
     unsafe {
         let mut lim: libc::rlimit = std::mem::zeroed();
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
@@ -96,7 +96,7 @@ pub fn raise_nofile() {
 }
 
 /// `F_SETPIPE_SZ`; returns the new size.
-pub fn grow_pipe(fd: std::os::fd::RawFd, size: i32) -> Res<i32> {
+pub(crate) fn grow_pipe(fd: std::os::fd::RawFd, size: i32) -> Res<i32> {
     let r = unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size) };
     if r < 0 {
         Err(std::io::Error::last_os_error().into())
@@ -106,7 +106,7 @@ pub fn grow_pipe(fd: std::os::fd::RawFd, size: i32) -> Res<i32> {
 }
 
 /// `PATH` lookup, so that every contender execs the same absolute path.
-pub fn which(name: &str) -> Res<PathBuf> {
+pub(crate) fn which(name: &str) -> Res<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     std::env::split_paths(&path)
         .map(|d| d.join(name))
@@ -114,13 +114,13 @@ pub fn which(name: &str) -> Res<PathBuf> {
         .ok_or_else(|| format!("{name} not found in PATH").into())
 }
 
-pub fn is_executable(p: &Path) -> bool {
+pub(crate) fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The 1-minute load average.
-pub fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| {
@@ -130,13 +130,13 @@ pub fn loadavg() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-pub fn kernel() -> String {
+pub(crate) fn kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "?".into())
 }
 
-pub fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -149,6 +149,6 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-pub fn nproc() -> usize {
+pub(crate) fn nproc() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -100,7 +100,7 @@ Examples:
     propagate_version = true,
     subcommand_required = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: CliCommand,
@@ -110,7 +110,7 @@ pub struct Cli {
 // Parsed once per process: boxing `RunArgs` would save nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
-pub enum CliCommand {
+pub(crate) enum CliCommand {
     /// Run a program.
     #[command(
         about = RUN_ABOUT,
@@ -153,7 +153,7 @@ survives netrunner. Differences from timeout(1) are listed in the README.";
 
 /// `netrunner timeout`: timeout(1)'s options and operands.
 #[derive(Debug, Args)]
-pub struct TimeoutArgs {
+pub(crate) struct TimeoutArgs {
     /// Signal to send on timeout (default TERM)
     #[arg(short = 's', long, value_name = "SIG")]
     pub signal: Option<String>,
@@ -185,7 +185,7 @@ pub struct TimeoutArgs {
 impl TimeoutArgs {
     /// The same request as `netrunner run` arguments (parsed again, so that
     /// values get the same checks and messages).
-    pub fn to_run_argv(&self) -> Vec<OsString> {
+    pub(crate) fn to_run_argv(&self) -> Vec<OsString> {
         let mut argv: Vec<OsString> = vec!["netrunner".into(), "run".into()];
         if let Some(sig) = &self.signal {
             argv.extend(["--signal".into(), sig.into()]);
@@ -232,7 +232,7 @@ impl From<StderrMode> for net_runner::Stderr {
 
 /// One `--env KEY=VALUE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvVar {
+pub(crate) struct EnvVar {
     /// The variable's name: not empty, no `=`.
     pub key: OsString,
     /// Its value (may be empty).
@@ -240,7 +240,7 @@ pub struct EnvVar {
 }
 
 /// Parses `KEY=VALUE`, splitting at the first `=`.
-pub fn parse_env(text: OsString) -> Result<EnvVar, String> {
+pub(crate) fn parse_env(text: OsString) -> Result<EnvVar, String> {
     let bytes = text.as_bytes();
     match bytes.iter().position(|&b| b == b'=') {
         Some(0) => Err(format!(
@@ -268,7 +268,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
 
 /// One `--rlimit NAME=SOFT[:HARD]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RlimitArg {
+pub(crate) struct RlimitArg {
     /// The resource.
     pub resource: net_runner::Resource,
     /// Soft limit ([`net_runner::RLIM_INFINITY`] for unlimited).
@@ -279,7 +279,7 @@ pub struct RlimitArg {
 
 /// Parses `NAME=SOFT[:HARD]`: NAME as `ulimit`/`prlimit` name it (NOFILE,
 /// AS, CPU, ... in any case), limits as numbers or `unlimited`.
-pub fn parse_rlimit(text: &str) -> Result<RlimitArg, String> {
+pub(crate) fn parse_rlimit(text: &str) -> Result<RlimitArg, String> {
     let (name, limits) = text
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=SOFT[:HARD], got {text:?}"))?;
@@ -310,7 +310,7 @@ pub fn parse_rlimit(text: &str) -> Result<RlimitArg, String> {
 }
 
 /// Parses an octal umask: `022`, `0o027`, `0077`.
-pub fn parse_umask(text: &str) -> Result<u32, String> {
+pub(crate) fn parse_umask(text: &str) -> Result<u32, String> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
     match u32::from_str_radix(digits, 8) {
         Ok(mask) if mask <= 0o777 && !digits.is_empty() => Ok(mask),
@@ -322,10 +322,10 @@ pub fn parse_umask(text: &str) -> Result<u32, String> {
 
 /// The group ids of one `--groups`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupList(pub Vec<u32>);
+pub(crate) struct GroupList(pub Vec<u32>);
 
 /// Parses a comma-separated list of group ids; empty for none.
-pub fn parse_groups(text: &str) -> Result<GroupList, String> {
+pub(crate) fn parse_groups(text: &str) -> Result<GroupList, String> {
     if text.is_empty() {
         return Ok(GroupList(Vec::new()));
     }
@@ -341,7 +341,7 @@ pub fn parse_groups(text: &str) -> Result<GroupList, String> {
 
 /// One `--cgroup-cpu-max QUOTA[/PERIOD]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CpuMax {
+pub(crate) struct CpuMax {
     /// CPU time allowed per period.
     pub quota: Duration,
     /// The period (default 100ms).
@@ -351,7 +351,7 @@ pub struct CpuMax {
 /// Parses `QUOTA[/PERIOD]`: each a plain number of microseconds, as in
 /// cgroup's `cpu.max` (`50000/100000`), or a duration with a unit (`us`,
 /// `ms`, `s`: `50ms/100ms`). The period defaults to 100ms.
-pub fn parse_cpu_max(text: &str) -> Result<CpuMax, String> {
+pub(crate) fn parse_cpu_max(text: &str) -> Result<CpuMax, String> {
     let one = |part: &str| -> Result<Duration, String> {
         if let Ok(us) = part.parse::<u64>() {
             return Ok(Duration::from_micros(us));
@@ -380,7 +380,7 @@ pub fn parse_cpu_max(text: &str) -> Result<CpuMax, String> {
 
 /// Where the program's stdin comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InputSource {
+pub(crate) enum InputSource {
     /// netrunner's own stdin (`--input -`).
     Stdin,
     /// A file.
@@ -389,7 +389,7 @@ pub enum InputSource {
 
 /// Options of `netrunner run`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Time limit (e.g. 300ms, 2s, 1m): then terminate the program, exit 124
     ///
     /// On expiry the program's process group gets SIGTERM, then SIGKILL after
@@ -646,7 +646,7 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// The program's stdin, when `--input` was given.
-    pub fn input_source(&self) -> Option<InputSource> {
+    pub(crate) fn input_source(&self) -> Option<InputSource> {
         self.input.as_ref().map(|p| {
             if p.as_os_str() == "-" {
                 InputSource::Stdin
@@ -658,7 +658,7 @@ impl RunArgs {
 
     /// How long the stop sequence can take at most (its waits, or the kill
     /// timeout for the default one), plus a second for the final SIGKILL.
-    pub fn stop_duration(&self) -> Duration {
+    pub(crate) fn stop_duration(&self) -> Duration {
         let steps = match &self.stop_sequence {
             Some(spec) => spec
                 .0
@@ -676,7 +676,7 @@ impl RunArgs {
     /// Whether the program's output goes through netrunner (pipes, or the
     /// master of `--pty`), rather than straight to netrunner's stdout and
     /// stderr.
-    pub fn piped(&self) -> bool {
+    pub(crate) fn piped(&self) -> bool {
         self.pipe
             || self.pty
             || self.max_output.is_some()
@@ -685,7 +685,7 @@ impl RunArgs {
 
     /// The library command for these options, without its input (which
     /// needs opening, see [`input_source`](Self::input_source)).
-    pub fn to_command(&self) -> net_runner::Command {
+    pub(crate) fn to_command(&self) -> net_runner::Command {
         let (program, args) = self.command.split_first().expect("clap requires PROGRAM");
         let mut cmd = net_runner::Command::new(program);
         cmd.args(args)
@@ -772,7 +772,7 @@ impl RunArgs {
 /// Parses the command line. `Err` carries how to exit right away: after
 /// `--help` or `--version` (already printed) with 0, on a usage error with
 /// 125 and a one-line message.
-pub fn parse<I, T>(argv: I) -> Result<Cli, Exit>
+pub(crate) fn parse<I, T>(argv: I) -> Result<Cli, Exit>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -804,7 +804,7 @@ fn clap_exit(e: &clap::Error, sub: &str) -> Exit {
 
 /// A clap error as netrunner's one-line failure; `sub` is the subcommand
 /// the command line named, whose `--help` it points to.
-pub fn usage_error(e: &clap::Error, sub: &str) -> Exit {
+pub(crate) fn usage_error(e: &clap::Error, sub: &str) -> Exit {
     let text = e.to_string();
     let in_run = text.contains("Usage: netrunner run") || sub == "run";
     let summary = if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {

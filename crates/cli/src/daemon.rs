@@ -19,9 +19,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::args::RunArgs;
 use crate::exit::{self, Exit};
 
-pub const ABOUT: &str = "Supervise PROGRAM: restart it by a policy, wait for it to be ready";
+pub(crate) const ABOUT: &str = "Supervise PROGRAM: restart it by a policy, wait for it to be ready";
 
-pub const LONG_ABOUT: &str = "\
+pub(crate) const LONG_ABOUT: &str = "\
 Supervise PROGRAM: keep it running by a restart policy, with exponential
 backoff and a restart limit, and wait for it to be ready.
 
@@ -31,9 +31,9 @@ starting with 'netrunner:' (--quiet silences them). SIGTERM and SIGINT stop
 it gracefully (the stop sequence: by default SIGTERM, the kill timeout,
 SIGKILL); SIGHUP is forwarded to its process group.";
 
-pub const USAGE: &str = "netrunner daemon [OPTIONS] -- PROGRAM [ARGS...]";
+pub(crate) const USAGE: &str = "netrunner daemon [OPTIONS] -- PROGRAM [ARGS...]";
 
-pub const AFTER_HELP: &str = "\
+pub(crate) const AFTER_HELP: &str = "\
 Restart policies: never, on-failure (non-zero exit, death by a signal, the
 idle timeout, --timeout, not ready in time after a restart), always. The
 backoff doubles from --backoff up to --backoff-max (plus up to 25 % jitter)
@@ -63,7 +63,7 @@ Examples:
 
 /// Options of `netrunner daemon`.
 #[derive(Debug, Args)]
-pub struct DaemonArgs {
+pub(crate) struct DaemonArgs {
     /// Name in netrunner's messages (default: the program's file name)
     #[arg(long, value_name = "N")]
     pub name: Option<String>,
@@ -121,7 +121,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Runs the daemon until it is stopped or gives up; how netrunner exits.
-pub async fn run(args: DaemonArgs) -> Exit {
+pub(crate) async fn run(args: DaemonArgs) -> Exit {
     for (given, flag) in [
         (args.run.max_output.is_some(), "--max-output"),
         (args.run.input.is_some(), "--input"),

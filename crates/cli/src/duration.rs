@@ -7,7 +7,7 @@ use std::time::Duration;
 /// The longest duration accepted: about 136 years, far beyond any useful
 /// timeout, and small enough that adding it to an `Instant` cannot overflow.
 /// `inf` (or `infinity`) means this.
-pub const MAX: Duration = Duration::from_secs(u32::MAX as u64);
+pub(crate) const MAX: Duration = Duration::from_secs(u32::MAX as u64);
 
 const UNITS: &str = "ms, s, m, h or d";
 
@@ -20,7 +20,7 @@ const UNITS: &str = "ms, s, m, h or d";
 ///
 /// The arithmetic is exact (no floating point): `0.3s` is 300 ms, digits
 /// below a nanosecond are dropped.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse(text: &str) -> Result<Duration, String> {
     let invalid = |why: &str| format!("invalid duration {text:?}: {why}");
     if text.starts_with('-') {
         return Err(invalid("negative durations are not allowed"));
@@ -81,7 +81,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 /// Splits `text` after its leading number: digits, an optional `.` and
 /// digits, an optional exponent (`e`/`E`, sign, digits; only taken when
 /// digits follow, so `1e` leaves `e` as the unit).
-pub fn split_number(text: &str) -> (&str, &str) {
+pub(crate) fn split_number(text: &str) -> (&str, &str) {
     let b = text.as_bytes();
     let mut i = 0;
     while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
@@ -106,7 +106,7 @@ pub fn split_number(text: &str) -> (&str, &str) {
 /// `number` (as split by [`split_number`]) times `unit`, exactly,
 /// truncated to an integer. `Ok(None)` when too large for a `u128`;
 /// `Err` when it is not a number.
-pub fn scaled(number: &str, unit: u128) -> Result<Option<u128>, &'static str> {
+pub(crate) fn scaled(number: &str, unit: u128) -> Result<Option<u128>, &'static str> {
     let (mantissa, exp) = match number.find(['e', 'E']) {
         Some(i) => (
             &number[..i],

@@ -3,23 +3,23 @@
 use net_runner::{Error, ExitStatus, SpawnStage};
 
 /// `--timeout` or `--idle-timeout` fired and the program was stopped.
-pub const TIMEOUT: i32 = 124;
+pub(crate) const TIMEOUT: i32 = 124;
 /// The timeout fired and SIGKILL was needed (128 + 9), as timeout(1) says.
-pub const TIMEOUT_KILLED: i32 = 128 + libc::SIGKILL;
+pub(crate) const TIMEOUT_KILLED: i32 = 128 + libc::SIGKILL;
 /// netrunner itself failed (bad usage, I/O error, ...), or `--max-output`
 /// was exceeded.
-pub const FAILURE: i32 = 125;
+pub(crate) const FAILURE: i32 = 125;
 /// The program exists but cannot be executed.
-pub const NOT_EXECUTABLE: i32 = 126;
+pub(crate) const NOT_EXECUTABLE: i32 = 126;
 /// The program was not found.
-pub const NOT_FOUND: i32 = 127;
+pub(crate) const NOT_FOUND: i32 = 127;
 /// netrunner's stdout was closed by its reader: 128 + SIGPIPE.
-pub const BROKEN_PIPE: i32 = 128 + libc::SIGPIPE;
+pub(crate) const BROKEN_PIPE: i32 = 128 + libc::SIGPIPE;
 
 /// How netrunner ends: its exit status and, for failures, the one-line
 /// message printed on stderr (after `netrunner: `).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exit {
+pub(crate) struct Exit {
     /// The process exit status.
     pub code: i32,
     /// What went wrong, if anything did.
@@ -33,7 +33,7 @@ pub struct Exit {
 /// The status after a timeout: 124, or 137 when the program needed
 /// SIGKILL (or the stop signal was KILL), as timeout(1); the program's own
 /// status with `--preserve-status`.
-pub fn timed_out(status: ExitStatus, preserve_status: bool) -> i32 {
+pub(crate) fn timed_out(status: ExitStatus, preserve_status: bool) -> i32 {
     if preserve_status {
         status.shell_code()
     } else if status.signal() == Some(libc::SIGKILL) {
@@ -45,7 +45,7 @@ pub fn timed_out(status: ExitStatus, preserve_status: bool) -> i32 {
 
 impl Exit {
     /// A quiet exit with `code`.
-    pub fn code(code: i32) -> Self {
+    pub(crate) fn code(code: i32) -> Self {
         Exit {
             code,
             message: None,
@@ -55,7 +55,7 @@ impl Exit {
 
     /// Dies of `signal` (128 + `signal` should that fail); with
     /// `whole_group`, sends it to netrunner's process group.
-    pub fn raise(signal: i32, whole_group: bool) -> Self {
+    pub(crate) fn raise(signal: i32, whole_group: bool) -> Self {
         Exit {
             code: 128 + signal,
             message: None,
@@ -64,7 +64,7 @@ impl Exit {
     }
 
     /// An exit with `code` and a message.
-    pub fn failure(code: i32, message: impl Into<String>) -> Self {
+    pub(crate) fn failure(code: i32, message: impl Into<String>) -> Self {
         Exit {
             code,
             message: Some(message.into()),
@@ -74,20 +74,20 @@ impl Exit {
 
     /// The program's own status, as a shell reports it: its exit code, or
     /// 128 + N when signal N killed it.
-    pub fn from_status(status: ExitStatus) -> Self {
+    pub(crate) fn from_status(status: ExitStatus) -> Self {
         Exit::code(status.shell_code())
     }
 
     /// The exit for a library error: 124 for a timeout, 126 when the program
     /// cannot be executed, 127 when it is not found, 125 for the rest
     /// (including `--max-output`).
-    pub fn from_error(err: &Error) -> Self {
+    pub(crate) fn from_error(err: &Error) -> Self {
         Self::from_error_with(err, false)
     }
 
     /// As [`from_error`](Self::from_error); after a timeout, the program's
     /// status when `preserve_status`, and 137 when it needed SIGKILL.
-    pub fn from_error_with(err: &Error, preserve_status: bool) -> Self {
+    pub(crate) fn from_error_with(err: &Error, preserve_status: bool) -> Self {
         let code = match err {
             Error::Timeout { output, .. } | Error::IdleTimeout { output, .. } => {
                 timed_out(output.status, preserve_status)
@@ -110,7 +110,7 @@ impl Exit {
     }
 
     /// The exit for an error that came out of a stream as an `io::Error`.
-    pub fn from_io(err: &std::io::Error, preserve_status: bool) -> Self {
+    pub(crate) fn from_io(err: &std::io::Error, preserve_status: bool) -> Self {
         match Error::from_io(err) {
             Some(e) => Exit::from_error_with(e, preserve_status),
             None => Exit::failure(FAILURE, err.to_string()),

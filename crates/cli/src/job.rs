@@ -7,7 +7,7 @@
 /// handler is set aside and put back). Returns once continued, or at once
 /// in an orphaned process group, where the kernel discards it (nobody could
 /// continue us there).
-pub fn stop_self(stop: i32) {
+pub(crate) fn stop_self(stop: i32) {
     let sig = match stop {
         libc::SIGTTIN | libc::SIGTTOU => stop,
         _ => libc::SIGTSTP,
@@ -39,7 +39,7 @@ pub fn stop_self(stop: i32) {
 /// have reached our whole group (a calling `bash -c`, the rest of a
 /// pipeline) without netrunner, so it is sent there too. A shell running a
 /// script only stops the script when it received SIGINT itself.
-pub fn die_of(signal: i32, whole_group: bool) -> ! {
+pub(crate) fn die_of(signal: i32, whole_group: bool) -> ! {
     // SAFETY: plain system calls on our own process; the sigset is
     // initialised by sigemptyset/sigaddset before use.
     unsafe {
@@ -59,7 +59,7 @@ pub fn die_of(signal: i32, whole_group: bool) -> ! {
 
 /// Whether netrunner can hand the terminal to its program: its stdin is a
 /// terminal and its process group is that terminal's foreground group.
-pub fn in_terminal_foreground() -> bool {
+pub(crate) fn in_terminal_foreground() -> bool {
     // SAFETY: isatty/tcgetpgrp/getpgrp only look at descriptor 0 and our
     // own process.
     unsafe {

@@ -11,6 +11,7 @@
 // The doc comments of `args.rs` are clap's `--help` text, written for a
 // terminal (`ACTION[:WAIT]`, `<kill timeout>`), not rustdoc markdown.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+#![warn(unreachable_pub)]
 
 mod args;
 mod daemon;

@@ -21,10 +21,10 @@ use tokio::task::JoinHandle;
 use crate::args::{InputSource, RunArgs};
 
 /// The size when neither `--pty-size` nor a terminal of netrunner's says.
-pub const DEFAULT_SIZE: (u16, u16) = (24, 80);
+pub(crate) const DEFAULT_SIZE: (u16, u16) = (24, 80);
 
 /// Parses `--pty-size ROWSxCOLS` (1 to the library's maximum each).
-pub fn parse_size(text: &str) -> Result<(u16, u16), String> {
+pub(crate) fn parse_size(text: &str) -> Result<(u16, u16), String> {
     let bad = || format!("{text:?} is not ROWSxCOLS (e.g. 24x80)");
     let (rows, cols) = text.split_once(['x', 'X']).ok_or_else(bad)?;
     let (rows, cols): (u16, u16) = (
@@ -40,13 +40,13 @@ pub fn parse_size(text: &str) -> Result<(u16, u16), String> {
 
 /// Whether this run attaches netrunner's terminal: `--pty`, `--input -`,
 /// and a terminal on stdin.
-pub fn is_interactive(args: &RunArgs) -> bool {
+pub(crate) fn is_interactive(args: &RunArgs) -> bool {
     args.pty && args.input_source() == Some(InputSource::Stdin) && is_tty(libc::STDIN_FILENO)
 }
 
 /// The program's terminal size at start: `--pty-size`, else the size of
 /// netrunner's terminal (stdin's, stdout's or stderr's), else 24x80.
-pub fn initial_size(args: &RunArgs) -> (u16, u16) {
+pub(crate) fn initial_size(args: &RunArgs) -> (u16, u16) {
     args.pty_size
         .or_else(|| {
             [libc::STDIN_FILENO, libc::STDOUT_FILENO, libc::STDERR_FILENO]
@@ -76,14 +76,14 @@ fn window_size(fd: RawFd) -> Option<(u16, u16)> {
 
 /// netrunner's terminal attached to the program's: raw mode until dropped,
 /// and a task that resizes the program's terminal on SIGWINCH.
-pub struct Attached {
+pub(crate) struct Attached {
     saved: Option<libc::termios>,
     follow: Option<JoinHandle<()>>,
 }
 
 /// Attaches netrunner's terminal when the run is interactive (see
 /// [`is_interactive`]); a no-op otherwise. Call once the program runs.
-pub fn attach(args: &RunArgs, handle: &ProcessHandle) -> io::Result<Attached> {
+pub(crate) fn attach(args: &RunArgs, handle: &ProcessHandle) -> io::Result<Attached> {
     if !is_interactive(args) {
         return Ok(Attached {
             saved: None,

@@ -34,7 +34,7 @@ enum StatsOut {
 /// Runs the program described by `args` to the end and returns how
 /// netrunner should exit. The `--stats-json` report, if asked for, is
 /// written before returning.
-pub async fn run(args: RunArgs) -> Exit {
+pub(crate) async fn run(args: RunArgs) -> Exit {
     // Open the stats file first: a typo in its path should not cost a run.
     let stats_out = match &args.stats_json {
         Some(path) if path.as_os_str() == "-" => Some(StatsOut::Stderr),
@@ -486,7 +486,7 @@ async fn written(
 
 /// Writes all of `data` to `fd`, also when `fd` was left non-blocking by
 /// whoever shares it (waits for room instead of failing with EAGAIN).
-pub fn write_all_fd(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_all_fd(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         // SAFETY: `data` is valid for `data.len()` bytes.
         let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };

@@ -6,7 +6,7 @@ use crate::duration::{scaled, split_number};
 /// unit) and an optional unit, as coreutils reads them: `k`/`K`/`KiB`
 /// 1024, `M`/`MiB` 1024², `G`/`GiB` 1024³, `T`/`TiB` 1024⁴; `kB`/`KB`,
 /// `MB`, `GB`, `TB` the powers of 1000; `B` or nothing: bytes.
-pub fn parse(text: &str) -> Result<u64, String> {
+pub(crate) fn parse(text: &str) -> Result<u64, String> {
     let invalid = |why: &str| format!("invalid size {text:?}: {why}");
     if text.starts_with('-') {
         return Err(invalid("negative sizes are not allowed"));

@@ -36,7 +36,7 @@ use net_runner::Stats;
 
 /// The figures written to the `--stats-json` file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     /// `inherit` (the program had netrunner's stdio) or `pipe`.
     pub mode: Option<&'static str>,
     /// Bytes written to the program's stdin (`None`: not seen).
@@ -95,7 +95,7 @@ fn millis(d: Duration) -> u128 {
 
 impl Report {
     /// Forgets the byte counts: nothing passed through netrunner.
-    pub fn clear_byte_counts(&mut self) {
+    pub(crate) fn clear_byte_counts(&mut self) {
         self.bytes_in = None;
         self.bytes_out = None;
         self.bytes_err = None;
@@ -109,7 +109,7 @@ impl Report {
     }
 
     /// The report as one line of JSON, ending with a newline.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
             v.map_or_else(|| "null".to_owned(), |v| v.to_string())
         }

@@ -13,7 +13,7 @@ use net_runner::{Signal, StopSequence};
 
 /// One parsed step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopStep {
+pub(crate) enum StopStep {
     /// Send a signal, then wait (`None`: the kill timeout).
     Signal(Signal, Option<Duration>),
     /// Close the program's stdin, then wait.
@@ -22,17 +22,17 @@ pub enum StopStep {
 
 /// A parsed `--stop-sequence`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StopSpec(pub Vec<StopStep>);
+pub(crate) struct StopSpec(pub Vec<StopStep>);
 
 /// Parses a signal name (`TERM`, `SIGTERM`, any case) or number.
-pub fn parse_signal(text: &str) -> Result<Signal, String> {
+pub(crate) fn parse_signal(text: &str) -> Result<Signal, String> {
     text.parse::<Signal>().map_err(|_| {
         format!("unknown signal {text:?} (use a name such as TERM or INT, or a number)")
     })
 }
 
 /// Parses SPEC (see the module documentation).
-pub fn parse_spec(text: &str) -> Result<StopSpec, String> {
+pub(crate) fn parse_spec(text: &str) -> Result<StopSpec, String> {
     let mut steps = Vec::new();
     let parts: Vec<&str> = text.split(',').map(str::trim).collect();
     for (i, part) in parts.iter().enumerate() {
@@ -69,7 +69,7 @@ pub fn parse_spec(text: &str) -> Result<StopSpec, String> {
 
 impl StopSpec {
     /// The library's sequence.
-    pub fn to_sequence(&self) -> StopSequence {
+    pub(crate) fn to_sequence(&self) -> StopSequence {
         self.0
             .iter()
             .fold(StopSequence::new(), |seq, step| match *step {
