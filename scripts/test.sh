@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test suite of the repository: the Rust workspace (unit,
-# integration and doc tests) and, once it exists, the Elixir package.
+# integration and doc tests) and the Elixir package, after installing what
+# a fresh machine lacks (scripts/prereqs.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+scripts/prereqs.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
