@@ -1,6 +1,11 @@
 //! netrunner as a job of its shell: stopping itself after its program
 //! stopped, and dying of the signal its program died of.
 
+use rustix::process::{self, Signal};
+use rustix::termios;
+
+use crate::sys;
+
 /// Stops netrunner as the terminal would have if its group had the
 /// terminal: `SIGTSTP` (the signal `stop` says, for `SIGTTIN`/`SIGTTOU`) to
 /// its own process group, with the default action meanwhile (tokio's
@@ -9,25 +14,17 @@
 /// continue us there).
 pub(crate) fn stop_self(stop: i32) {
     let sig = match stop {
-        libc::SIGTTIN | libc::SIGTTOU => stop,
-        _ => libc::SIGTSTP,
+        libc::SIGTTIN => Signal::TTIN,
+        libc::SIGTTOU => Signal::TTOU,
+        _ => Signal::TSTP,
     };
-    // SAFETY: sigaction with a zeroed struct plus SIG_DFL and an empty
-    // mask is a valid request; `old` is written by the kernel in full and
-    // only passed back to it. kill touches no memory of ours.
-    unsafe {
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut dfl.sa_mask);
-        let mut old: libc::sigaction = std::mem::zeroed();
-        let swapped = libc::sigaction(sig, &dfl, &mut old) == 0;
-        // The calling (main) thread takes a signal sent to its own process
-        // when it does not block it, so it stops on the way out of `kill`
-        // and resumes here after SIGCONT.
-        libc::kill(0, sig);
-        if swapped {
-            libc::sigaction(sig, &old, std::ptr::null_mut());
-        }
+    let swapped = sys::set_default_action(sig.as_raw()).ok();
+    // The calling (main) thread takes a signal sent to its own process
+    // when it does not block it, so it stops on the way out of `kill`
+    // and resumes here after SIGCONT.
+    let _ = process::kill_current_process_group(sig);
+    if let Some(saved) = swapped {
+        let _ = saved.restore();
     }
 }
 
@@ -40,19 +37,27 @@ pub(crate) fn stop_self(stop: i32) {
 /// pipeline) without netrunner, so it is sent there too. A shell running a
 /// script only stops the script when it received SIGINT itself.
 pub(crate) fn die_of(signal: i32, whole_group: bool) -> ! {
-    // SAFETY: plain system calls on our own process; the sigset is
-    // initialised by sigemptyset/sigaddset before use.
-    unsafe {
-        // Not dumpable: SIGQUIT's core would be netrunner's, not the
-        // program's (timeout(1) does the same).
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-        libc::signal(signal, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, signal);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        // Our own shepherd ignores SIGINT and SIGQUIT; we are in the group.
-        libc::kill(if whole_group { 0 } else { libc::getpid() }, signal);
+    // Not dumpable: SIGQUIT's core would be netrunner's, not the
+    // program's (timeout(1) does the same).
+    let _ = process::set_dumpable_behavior(process::DumpableBehavior::NotDumpable);
+    let _ = sys::reset_to_default(signal);
+    let _ = sys::unblock_for_thread(signal);
+    // Our own shepherd ignores SIGINT and SIGQUIT; we are in the group.
+    match sys::signal_from_raw(signal) {
+        Some(sig) if whole_group => {
+            let _ = process::kill_current_process_group(sig);
+        }
+        Some(sig) => {
+            let _ = process::kill_process(process::getpid(), sig);
+        }
+        // A real-time signal libc keeps for itself: rustix will not send it.
+        None => {
+            let pid = match whole_group {
+                true => 0,
+                false => process::getpid().as_raw_nonzero().get(),
+            };
+            let _ = sys::kill_raw(pid, signal);
+        }
     }
     std::process::exit(128 + signal)
 }
@@ -60,10 +65,6 @@ pub(crate) fn die_of(signal: i32, whole_group: bool) -> ! {
 /// Whether netrunner can hand the terminal to its program: its stdin is a
 /// terminal and its process group is that terminal's foreground group.
 pub(crate) fn in_terminal_foreground() -> bool {
-    // SAFETY: isatty/tcgetpgrp/getpgrp only look at descriptor 0 and our
-    // own process.
-    unsafe {
-        libc::isatty(libc::STDIN_FILENO) == 1
-            && libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp()
-    }
+    let stdin = rustix::stdio::stdin();
+    termios::isatty(stdin) && termios::tcgetpgrp(stdin).is_ok_and(|pgrp| pgrp == process::getpgrp())
 }

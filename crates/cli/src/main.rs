@@ -12,6 +12,10 @@
 // terminal (`ACTION[:WAIT]`, `<kill timeout>`), not rustdoc markdown.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 #![warn(unreachable_pub)]
+// `unsafe` lives in `sys` only, each block with its `SAFETY:` comment.
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod args;
 mod daemon;
@@ -23,6 +27,8 @@ mod runner;
 mod size;
 mod stats_json;
 mod stop;
+#[allow(unsafe_code)]
+mod sys;
 
 use std::io::Write as _;
 
@@ -79,13 +85,15 @@ fn finish(exit: Exit) -> ! {
 /// Whether stderr can take a short line without blocking (for a pipe, at
 /// least `PIPE_BUF` bytes free), waiting up to `ms` milliseconds.
 fn stderr_writable_within(ms: i32) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: libc::STDERR_FILENO,
-        events: libc::POLLOUT,
-        revents: 0,
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let stderr = rustix::stdio::stderr();
+    let timeout = Timespec {
+        tv_sec: (ms / 1000).into(),
+        tv_nsec: ((ms % 1000) * 1_000_000).into(),
     };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
     // On a poll error, try the write anyway.
-    n != 0
+    !matches!(
+        poll(&mut [PollFd::new(&stderr, PollFlags::OUT)], Some(&timeout)),
+        Ok(0)
+    )
 }

@@ -12,9 +12,11 @@
 //! netrunner's own.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use net_runner::ProcessHandle;
+use rustix::stdio::{stderr, stdin, stdout};
+use rustix::termios::{self, OptionalActions, Termios};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 
@@ -41,7 +43,7 @@ pub(crate) fn parse_size(text: &str) -> Result<(u16, u16), String> {
 /// Whether this run attaches netrunner's terminal: `--pty`, `--input -`,
 /// and a terminal on stdin.
 pub(crate) fn is_interactive(args: &RunArgs) -> bool {
-    args.pty && args.input_source() == Some(InputSource::Stdin) && is_tty(libc::STDIN_FILENO)
+    args.pty && args.input_source() == Some(InputSource::Stdin) && termios::isatty(stdin())
 }
 
 /// The program's terminal size at start: `--pty-size`, else the size of
@@ -49,35 +51,23 @@ pub(crate) fn is_interactive(args: &RunArgs) -> bool {
 pub(crate) fn initial_size(args: &RunArgs) -> (u16, u16) {
     args.pty_size
         .or_else(|| {
-            [libc::STDIN_FILENO, libc::STDOUT_FILENO, libc::STDERR_FILENO]
+            [stdin(), stdout(), stderr()]
                 .into_iter()
                 .find_map(window_size)
         })
         .unwrap_or(DEFAULT_SIZE)
 }
 
-fn is_tty(fd: RawFd) -> bool {
-    // SAFETY: isatty only inspects the descriptor number.
-    unsafe { libc::isatty(fd) == 1 }
-}
-
 /// The size of the terminal on `fd`, if it is one (and has a size).
-fn window_size(fd: RawFd) -> Option<(u16, u16)> {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we pass.
-    let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0;
-    (ok && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
+fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    let ws = termios::tcgetwinsize(fd).ok()?;
+    (ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
 }
 
 /// netrunner's terminal attached to the program's: raw mode until dropped,
 /// and a task that resizes the program's terminal on SIGWINCH.
 pub(crate) struct Attached {
-    saved: Option<libc::termios>,
+    saved: Option<Termios>,
     follow: Option<JoinHandle<()>>,
 }
 
@@ -95,7 +85,7 @@ pub(crate) fn attach(args: &RunArgs, handle: &ProcessHandle) -> io::Result<Attac
         Some(_) => None,
         None => Some(follow_resizes(handle.clone())?),
     };
-    let saved = make_raw(libc::STDIN_FILENO)?;
+    let saved = make_raw(stdin())?;
     Ok(Attached {
         saved: Some(saved),
         follow,
@@ -108,29 +98,17 @@ impl Drop for Attached {
             task.abort();
         }
         if let Some(saved) = self.saved.take() {
-            // SAFETY: `saved` is the termios tcgetattr filled in for this
-            // terminal; tcsetattr only reads it.
-            unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &saved) };
+            let _ = termios::tcsetattr(stdin(), OptionalActions::Now, &saved);
         }
     }
 }
 
 /// Puts the terminal on `fd` in raw mode; returns the modes to restore.
-fn make_raw(fd: RawFd) -> io::Result<libc::termios> {
-    // SAFETY: an all-zero termios is a valid value that tcgetattr
-    // overwrites in full on success (and we return the error otherwise).
-    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-    // SAFETY: tcgetattr writes one termios into `saved`.
-    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut raw = saved;
-    // SAFETY: cfmakeraw only changes the fields of the termios it is given.
-    unsafe { libc::cfmakeraw(&mut raw) };
-    // SAFETY: tcsetattr only reads `raw`.
-    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &raw) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+fn make_raw(fd: impl AsFd) -> io::Result<Termios> {
+    let saved = termios::tcgetattr(&fd)?;
+    let mut raw = saved.clone();
+    raw.make_raw();
+    termios::tcsetattr(&fd, OptionalActions::Now, &raw)?;
     Ok(saved)
 }
 
@@ -139,7 +117,7 @@ fn follow_resizes(handle: ProcessHandle) -> io::Result<JoinHandle<()>> {
     let mut winch = signal(SignalKind::window_change())?;
     Ok(tokio::spawn(async move {
         while winch.recv().await.is_some() {
-            if let Some((rows, cols)) = window_size(libc::STDIN_FILENO) {
+            if let Some((rows, cols)) = window_size(stdin()) {
                 // Refused sizes and a finished program: nothing to resize.
                 let _ = handle.set_window_size(rows, cols);
             }

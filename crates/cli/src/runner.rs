@@ -11,12 +11,14 @@
 
 use std::fs::File;
 use std::io::{self, Write as _};
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use net_runner::{Chunk, End, ProcessEvent, ProcessHandle, Signal, Stdio};
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 
@@ -71,7 +73,7 @@ pub(crate) async fn run(args: RunArgs) -> Exit {
             Err(_) => exit,
         },
         Some(StatsOut::Stderr) => {
-            let _ = write_all_fd(libc::STDERR_FILENO, json.as_bytes());
+            let _ = write_all_fd(rustix::stdio::stderr(), json.as_bytes());
             exit
         }
         None => exit,
@@ -446,20 +448,21 @@ impl Target {
         static CACHE: [std::sync::OnceLock<bool>; 2] =
             [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
         *CACHE[self as usize].get_or_init(|| {
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            if unsafe { libc::fstat(self.fd(), &mut st) } != 0 {
+            let Ok(st) = rustix::fs::fstat(self.fd()) else {
                 return false;
+            };
+            match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+                rustix::fs::FileType::RegularFile => true,
+                rustix::fs::FileType::CharacterDevice => !rustix::termios::isatty(self.fd()),
+                _ => false,
             }
-            let fmt = st.st_mode & libc::S_IFMT;
-            fmt == libc::S_IFREG
-                || (fmt == libc::S_IFCHR && unsafe { libc::isatty(self.fd()) } == 0)
         })
     }
 
-    fn fd(self) -> RawFd {
+    fn fd(self) -> BorrowedFd<'static> {
         match self {
-            Target::Stdout => libc::STDOUT_FILENO,
-            Target::Stderr => libc::STDERR_FILENO,
+            Target::Stdout => rustix::stdio::stdout(),
+            Target::Stderr => rustix::stdio::stderr(),
         }
     }
 }
@@ -486,30 +489,17 @@ async fn written(
 
 /// Writes all of `data` to `fd`, also when `fd` was left non-blocking by
 /// whoever shares it (waits for room instead of failing with EAGAIN).
-pub(crate) fn write_all_fd(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_all_fd(fd: impl AsFd, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
-        // SAFETY: `data` is valid for `data.len()` bytes.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n > 0 {
-            data = &data[n as usize..];
-            continue;
-        }
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock => {
-                let mut pfd = libc::pollfd {
-                    fd,
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd. Errors (EINTR) just retry.
-                unsafe { libc::poll(&mut pfd, 1, -1) };
+        match rustix::io::write(&fd, data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
+                // Errors (EINTR) just retry.
+                let _ = poll(&mut [PollFd::new(&fd, PollFlags::OUT)], None);
             }
-            _ => return Err(err),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
@@ -518,30 +508,24 @@ pub(crate) fn write_all_fd(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use std::io::Read;
-    use std::os::fd::AsRawFd;
 
     use super::*;
 
     fn pipe() -> (File, File) {
-        let mut fds = [0; 2];
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        use std::os::fd::FromRawFd;
-        unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        (File::from(r), File::from(w))
     }
 
     #[test]
     fn write_all_fd_waits_on_a_non_blocking_pipe() {
         let (mut r, w) = pipe();
-        let fd = w.as_raw_fd();
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-        }
+        let flags = rustix::fs::fcntl_getfl(&w).unwrap();
+        rustix::fs::fcntl_setfl(&w, flags | rustix::fs::OFlags::NONBLOCK).unwrap();
         // Far more than a pipe holds: EAGAIN must be waited out.
         let data: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
         let expected = data.clone();
         let writer = std::thread::spawn(move || {
-            let r = write_all_fd(w.as_raw_fd(), &data);
+            let r = write_all_fd(&w, &data);
             drop(w);
             r
         });
@@ -555,7 +539,7 @@ mod tests {
     fn write_all_fd_reports_a_closed_reader() {
         let (r, w) = pipe();
         drop(r);
-        let e = write_all_fd(w.as_raw_fd(), b"x").unwrap_err();
+        let e = write_all_fd(&w, b"x").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     }
 }
