@@ -28,6 +28,17 @@ fn start_ready(m: &Marker, extra: &[&str], script: &str) -> (Child, std::process
     (child, stdout)
 }
 
+/// Waits until at least `n` marked processes are visible: a background job
+/// may be mid-exec (its environ briefly unreadable) when "ready" arrives.
+fn wait_for_procs(m: &Marker, n: usize) {
+    let start = std::time::Instant::now();
+    while m.pids().len() < n && start.elapsed() < GUARD {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pids = m.pids();
+    assert!(pids.len() >= n, "expected {n} processes, found {pids:?}");
+}
+
 fn drain(mut stdout: std::process::ChildStdout) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut all = Vec::new();
@@ -76,7 +87,7 @@ fn forwarded_sigterm_kills_the_whole_group() {
     // The grandchild is in the program's process group and dies with it.
     let (mut child, stdout) = start_ready(&m, &[], "sleep 1000 & echo ready; wait");
     let out = drain(stdout);
-    assert!(m.pids().len() >= 2, "expected sh and sleep");
+    wait_for_procs(&m, 2);
     signal(child.id(), libc::SIGTERM);
     let status = wait_guarded(&mut child, GUARD);
     // Forwarded, and the program died of it: so does netrunner.
@@ -208,17 +219,7 @@ fn timeout_is_not_held_up_by_a_stuck_stderr() {
 fn sigkill_netrunner(extra: &[&str], script: &str, min_procs: usize) {
     let m = Marker::new();
     let (mut child, stdout) = start_ready(&m, extra, script);
-    // A background job may be mid-exec (its environ briefly unreadable):
-    // wait until all of them are visible.
-    let start = std::time::Instant::now();
-    while m.pids().len() < min_procs && start.elapsed() < GUARD {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let pids = m.pids();
-    assert!(
-        pids.len() >= min_procs,
-        "expected {min_procs} processes, found {pids:?}"
-    );
+    wait_for_procs(&m, min_procs);
     signal(child.id(), libc::SIGKILL);
     let status = wait_guarded(&mut child, GUARD);
     assert_eq!(
