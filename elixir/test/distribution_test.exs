@@ -8,10 +8,21 @@ defmodule NetRunner.DistributionTest do
 
   setup_all do
     unless Node.alive?() do
-      System.cmd("epmd", ["-daemon"])
+      # Started here only if none runs, and then stopped again at the end:
+      # the suite leaves no process of its own behind.
+      {_, running} = System.cmd("epmd", ["-names"], stderr_to_stdout: true)
+      started_epmd = running != 0 and match?({_, 0}, System.cmd("epmd", ["-daemon"]))
 
       {:ok, _} =
         :net_kernel.start([:"netrunner_test_#{System.unique_integer([:positive])}", :shortnames])
+
+      on_exit(fn ->
+        :net_kernel.stop()
+
+        if started_epmd do
+          System.cmd("epmd", ["-kill"], stderr_to_stdout: true)
+        end
+      end)
     end
 
     :ok
