@@ -190,12 +190,7 @@ async fn start_and_wait(args: &RunArgs) -> Result<(Exit, Report), Exit> {
             cmd.stdin(Stdio::inherit());
         }
         Some(InputSource::File(path)) => {
-            let file = open_input(&path).map_err(|e| {
-                Exit::failure(
-                    exit::FAILURE,
-                    format!("cannot read input {}: {e}", path.display()),
-                )
-            })?;
+            let file = open_input(&path)?;
             cmd.stdin(Stdio::from(file));
         }
     }
@@ -308,12 +303,7 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
             cmd.input_reader(tokio::io::stdin());
         }
         Some(InputSource::File(path)) => {
-            let file = open_input(&path).map_err(|e| {
-                Exit::failure(
-                    exit::FAILURE,
-                    format!("cannot read input {}: {e}", path.display()),
-                )
-            })?;
+            let file = open_input(&path)?;
             cmd.input_reader(tokio::fs::File::from_std(file));
         }
     }
@@ -417,15 +407,23 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
     Ok((exit, report))
 }
 
-fn open_input(path: &Path) -> io::Result<File> {
-    let file = File::open(path)?;
-    if file.metadata()?.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "is a directory",
-        ));
-    }
-    Ok(file)
+fn open_input(path: &Path) -> Result<File, Exit> {
+    let open = || -> io::Result<File> {
+        let file = File::open(path)?;
+        if file.metadata()?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a directory",
+            ));
+        }
+        Ok(file)
+    };
+    open().map_err(|e| {
+        Exit::failure(
+            exit::FAILURE,
+            format!("cannot read input {}: {e}", path.display()),
+        )
+    })
 }
 
 fn forward(handle: &ProcessHandle, signal: Signal, forwarded: &mut Forwarded) {

@@ -9,20 +9,6 @@ use std::time::Duration;
 
 use net_runner::{Command, Error, Process, Pty};
 
-/// Everything until end of output (which must come within the guard).
-async fn read_all(p: &mut Process) -> Vec<u8> {
-    let mut out = Vec::new();
-    let all = async {
-        while let Some(chunk) = p.read().await.unwrap() {
-            out.extend_from_slice(&chunk);
-        }
-    };
-    if tokio::time::timeout(common::GUARD, all).await.is_err() {
-        panic!("no end of output within {:?}", common::GUARD);
-    }
-    out
-}
-
 /// Reads until `needle` has appeared in the output (returns all so far).
 async fn read_until(p: &mut Process, out: &mut Vec<u8>, needle: &str) {
     let found = |out: &[u8]| String::from_utf8_lossy(out).contains(needle);
@@ -79,7 +65,7 @@ async fn stty_reports_the_size_at_start_and_after_set_window_size() {
     read_until(&mut p, &mut out, "24 80\r\n").await;
     p.set_window_size(50, 132).unwrap();
     p.write(b"go\n").await.unwrap();
-    out.extend(read_all(&mut p).await);
+    out.extend(common::read_all(&mut p).await);
     assert_eq!(String::from_utf8_lossy(&out), "24 80\r\ngo\r\n50 132\r\n");
     assert!(p.wait().await.unwrap().success());
 }
@@ -128,7 +114,11 @@ async fn echo_hi_is_never_lost_over_200_runs_even_read_late() {
             // still all there.
             assert!(p.wait().await.unwrap().success());
         }
-        assert_eq!(read_all(&mut p).await, b"hi\r\n", "late reader, run {i}");
+        assert_eq!(
+            common::read_all(&mut p).await,
+            b"hi\r\n",
+            "late reader, run {i}"
+        );
         assert!(p.wait().await.unwrap().success());
     }
 }
@@ -158,7 +148,7 @@ async fn three_mib_from_a_fast_exiting_program_arrive_whole() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let out = read_all(&mut p).await;
+    let out = common::read_all(&mut p).await;
     assert_eq!(out.len(), lines * 32);
     assert!(out
         .chunks(32)
@@ -176,7 +166,7 @@ async fn close_stdin_delivers_end_of_file_through_the_terminal() {
         .unwrap();
     p.write(b"abc").await.unwrap();
     p.close_stdin();
-    let out = read_all(&mut p).await;
+    let out = common::read_all(&mut p).await;
     // "abc" is the terminal's echo; wc counted 3 bytes.
     assert_eq!(String::from_utf8_lossy(&out).trim_end(), "abc3");
     assert_eq!(p.wait().await.unwrap().code(), Some(0));
@@ -245,7 +235,7 @@ async fn an_interactive_shell_driven_by_write_and_read() {
     p.write(b"echo after-$?\n").await.unwrap();
     read_until(&mut p, &mut out, "after-130").await;
     p.write(b"exit 5\n").await.unwrap();
-    read_all(&mut p).await;
+    common::read_all(&mut p).await;
     assert_eq!(p.wait().await.unwrap().code(), Some(5));
 }
 
@@ -276,7 +266,7 @@ async fn python_interactive_driven_by_write_and_read() {
     read_until(&mut p, &mut out, "True True").await;
     // End of input at the prompt ends the interpreter.
     p.close_stdin();
-    read_all(&mut p).await;
+    common::read_all(&mut p).await;
     assert!(p.wait().await.unwrap().success());
 }
 

@@ -6,21 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::eventually;
-use net_runner::{Command, Process};
-
-/// Everything until end of output (which must come within the guard).
-async fn read_all(p: &mut Process) -> Vec<u8> {
-    let mut out = Vec::new();
-    let all = async {
-        while let Some(chunk) = p.read().await.unwrap() {
-            out.extend_from_slice(&chunk);
-        }
-    };
-    if tokio::time::timeout(common::GUARD, all).await.is_err() {
-        panic!("no end of output within {:?}", common::GUARD);
-    }
-    out
-}
+use net_runner::Command;
 
 #[test]
 fn five_hundred_pty_runs_leak_no_fd_and_no_process() {
@@ -57,7 +43,7 @@ fn five_hundred_pty_runs_leak_no_fd_and_no_process() {
                     let mut p = cmd.args(["-c", "cat"]).spawn().await.unwrap();
                     p.write(b"partial").await.unwrap();
                     p.close_stdin();
-                    assert_eq!(read_all(&mut p).await, b"partialpartial");
+                    assert_eq!(common::read_all(&mut p).await, b"partialpartial");
                     assert!(p.wait().await.unwrap().success());
                 }
                 _ => {

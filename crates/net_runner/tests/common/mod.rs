@@ -331,3 +331,18 @@ pub async fn warm_up() {
     assert!(eventually(GUARD, || net_runner::prestarted_idle() == 1
         && children().len() == 1));
 }
+
+/// Everything a process writes to stdout until end of output (which must
+/// come within the guard).
+pub async fn read_all(p: &mut net_runner::Process) -> Vec<u8> {
+    let mut out = Vec::new();
+    let all = async {
+        while let Some(chunk) = p.read().await.unwrap() {
+            out.extend_from_slice(&chunk);
+        }
+    };
+    if tokio::time::timeout(GUARD, all).await.is_err() {
+        panic!("no end of output within {GUARD:?}");
+    }
+    out
+}
