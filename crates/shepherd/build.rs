@@ -5,7 +5,8 @@
 //! With `links`, cargo hands the `root` below to that build script as
 //! `DEP_NETRUNNER_SHEPHERD_ROOT`, wherever the package lives: this workspace,
 //! a registry download, a vendor directory or a `[patch]`. The library target
-//! is empty: it only exists so that the package can be a dependency.
+//! holds the shepherd's code, which the binary runs and which `net_runner`
+//! also calls in a forked shepherd.
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

@@ -2,8 +2,9 @@
 //! (`impl AsFd`/`BorrowedFd` in; `OwnedFd` and `rustix::io::Result` out).
 //! This is the only module of the shepherd with `unsafe`.
 //!
-//! Here: claiming the inherited control socket and closing the rest
-//! (`close_range`), signal dispositions and masks (`sigaction`, the raw
+//! Here: the start of a forked shepherd (`dup2` onto fd 3, `_exit`, the
+//! rewrite of its command line), claiming the inherited control socket and
+//! closing the rest (`close_range`), signal dispositions and masks (`sigaction`, the raw
 //! `rt_sigaction`, `signalfd`), `kill` with a raw signal number, `wait4`
 //! with its resource usage, and the vfork-style spawn with its child side.
 //! Everything else the shepherd calls through rustix directly.
@@ -36,6 +37,85 @@ fn cvt(ret: c_int) -> Result<c_int> {
     } else {
         Ok(ret)
     }
+}
+
+// ---------------------------------------------------------------------------
+// Started as a fork of the owner
+
+/// Gives a freshly forked process what an exec'd shepherd starts with:
+/// `control` on fd 3 without close-on-exec (as the owner's spawn puts it),
+/// `/dev/null` on fds 0 and 1, no signal blocked. The descriptors above 3
+/// are then closed by [`claim_inherited`], as for an exec'd shepherd.
+///
+/// The owner's objects that own descriptors live on in this copy of its
+/// memory, but are never dropped: the process ends with [`exit_now`].
+pub(crate) fn become_forked_shepherd(control: OwnedFd) -> Result<()> {
+    let raw = control.into_raw_fd();
+    let target = net_runner_proto::CONTROL_FD;
+    if raw == target {
+        // SAFETY: `raw` is the open descriptor we were just given; F_SETFD
+        // only changes its flags.
+        cvt(unsafe { libc::fcntl(raw, libc::F_SETFD, 0) })?;
+    } else {
+        // SAFETY: dup2 takes plain numbers; `raw` is open, and whatever the
+        // owner had on fd 3 is only a copy in this process, never used by
+        // the code that runs from here (see above).
+        cvt(unsafe { libc::dup2(raw, target) })?;
+    }
+    let null = rustix::fs::open(c"/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+    dup_onto(null.as_fd(), 0)?;
+    dup_onto(null.as_fd(), 1)?;
+    set_sigmask(libc::SIG_SETMASK, &sigset(&[], false)?)?;
+    Ok(())
+}
+
+/// Ends the process at once with `code`: no destructors, no `atexit`
+/// handlers, no flushing of buffers (in a forked shepherd, those are the
+/// owner's).
+pub(crate) fn exit_now(code: c_int) -> ! {
+    // SAFETY: `_exit` has no preconditions; skipping every cleanup of the
+    // process is what it is for.
+    unsafe { libc::_exit(code) }
+}
+
+/// Makes `/proc/self/cmdline`, hence `ps`, show `parts` as the arguments,
+/// cut to the size of the argument area this process started with. For a
+/// forked shepherd, which would otherwise show its owner's command line.
+/// Best effort: nothing changes if `/proc` cannot say where that area is.
+pub(crate) fn set_command_line(parts: &[&[u8]]) {
+    let Some((start, len)) = argument_area() else {
+        return;
+    };
+    let mut text = Vec::with_capacity(len);
+    for part in parts {
+        text.extend(part.iter().filter(|&&b| b != 0));
+        text.push(0);
+    }
+    // The kernel shows the area up to its last byte when that is a NUL;
+    // otherwise it reads on into the environment.
+    text.resize(len - 1, 0);
+    text.push(0);
+    // SAFETY: the kernel reports [start, start + len) as this process's
+    // argument strings: bytes of its initial stack, mapped and writable
+    // for as long as the process lives. A forked shepherd has one thread,
+    // and no Rust reference points into those bytes (std reads `argv`
+    // through raw pointers, and only when asked).
+    unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), start as *mut u8, len) }
+}
+
+/// Where this process's argument strings are: `arg_start` and the length
+/// up to `arg_end`, from `/proc/self/stat` (fields 48 and 49).
+fn argument_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // from the last ')', after which field 3 starts.
+    let rest = stat.get(stat.iter().rposition(|&b| b == b')')? + 2..)?;
+    let mut fields = rest.split(|&b| b == b' ');
+    let number = |f: &[u8]| std::str::from_utf8(f).ok()?.trim().parse::<usize>().ok();
+    let start = number(fields.nth(48 - 3)?)?;
+    let end = number(fields.next()?)?;
+    // Anything odd (a kernel that hides the fields shows 0s): leave it.
+    (start > 0 && end > start && end - start <= 1 << 20).then_some((start, end - start))
 }
 
 // ---------------------------------------------------------------------------
@@ -397,7 +477,9 @@ pub(crate) fn spawn(exec: &Exec<'_>) -> std::result::Result<Pid, SpawnFailure> {
         failure: None,
         no_interpreter: None,
     };
-    let mut stack = vec![0u128; CHILD_STACK / 16];
+    // Not zeroed: the child touches only the top few pages, and writing
+    // 64 KiB of zeros first would fault in all sixteen.
+    let mut stack = vec![MaybeUninit::<u128>::uninit(); CHILD_STACK / 16];
     let fork_failed = |e: Errno| SpawnFailure::Stage((SpawnStage::Fork, e.raw_os_error()));
     // No handler of ours may run in the child on our memory: block
     // everything; the child resets dispositions, then unblocks.
