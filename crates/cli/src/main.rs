@@ -40,12 +40,14 @@ fn main() {
         Ok(cli) => cli,
         Err(exit) => finish(exit),
     };
-    // Nothing here would use a shepherd started ahead of time: one run,
-    // one shepherd, started when needed.
+    // One run, one shepherd: none kept started ahead of time, but the one
+    // we need forked now, while we have a single thread, which costs far
+    // less than exec'ing the shepherd binary. When that cannot be done,
+    // the spawn execs one as usual, from a file cached for the user: a
+    // private copy in memory per run would be most of its cost.
     net_runner::set_prestarted_shepherds(0);
-    // One command per process: a copy of the shepherd in memory per run
-    // would be most of its cost.
     net_runner::set_shepherd_file_cache(true);
+    let _ = net_runner::prefork_shepherd();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -244,6 +244,7 @@ async fn start_and_wait(args: &RunArgs) -> Result<(Exit, Report), Exit> {
     };
     flush_verbose(&mut verbose);
     let stats = process.stats();
+    keep_until_exit(process);
     let mut report = Report::from(&stats);
     report.clear_byte_counts();
     Ok((
@@ -404,7 +405,23 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
     if owner_gone && report.end.is_none() {
         report.end = Some(net_runner::End::OwnerGone.as_str());
     }
+    if stream.status().is_some() {
+        keep_until_exit(stream);
+    }
     Ok((exit, report))
+}
+
+/// Keeps what owns a finished program's shepherd until netrunner exits,
+/// moments later. Dropping it would start the library's reaper thread only
+/// to collect that shepherd, which exits on its own once its report is
+/// out: a thread to create and then to stop at our exit, about a tenth of
+/// a whole run. Once we are gone, init (or the nearest subreaper) reaps it.
+fn keep_until_exit<T: Send + 'static>(owner: T) {
+    static KEPT: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> =
+        std::sync::Mutex::new(Vec::new());
+    KEPT.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Box::new(owner));
 }
 
 fn open_input(path: &Path) -> Result<File, Exit> {

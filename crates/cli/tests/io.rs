@@ -305,3 +305,28 @@ fn bad_netrunner_variables_are_named() {
         );
     }
 }
+
+/// The CLI forks its shepherd (no second exec) and starts no thread of its
+/// own for a plain run: `ps` still shows a shepherd by name, and netrunner
+/// itself runs on its one thread (no reaper, no pool refill).
+#[test]
+fn the_shepherd_is_forked_named_and_netrunner_keeps_one_thread() {
+    // $PPID is the shepherd; field 4 of its stat is netrunner.
+    let script = r#"
+        tr '\0' ' ' < /proc/$PPID/cmdline; echo
+        cat /proc/$PPID/comm
+        nr=$(cut -d' ' -f4 /proc/$PPID/stat)
+        readlink /proc/$nr/exe
+        readlink /proc/$PPID/exe
+        ls /proc/$nr/task | wc -l
+    "#;
+    let r = run(&["run", "--", "sh", "-c", script]);
+    assert_eq!(r.code(), 0, "{}", r.err());
+    let out = r.out();
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines[0], "netrunner-shepherd sh", "{out}");
+    assert_eq!(lines[1], "netrunner-sheph", "{out}");
+    // A fork: the shepherd runs netrunner's own executable.
+    assert_eq!(lines[2], lines[3], "{out}");
+    assert_eq!(lines[4], "1", "netrunner runs threads: {out}");
+}

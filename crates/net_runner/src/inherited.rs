@@ -18,6 +18,8 @@
 
 use std::os::fd::AsFd;
 
+use crate::sys;
+
 /// One snapshot; equal snapshots give a child the same inherited state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Inherited {
@@ -61,10 +63,10 @@ const RESOURCES: [rustix::process::Resource; 16] = {
 impl Inherited {
     /// The state a process started from the calling thread now would get.
     pub(crate) fn now() -> Inherited {
-        let status = std::fs::read("/proc/thread-self/status").unwrap_or_default();
+        let status = sys::read_proc_file(c"/proc/thread-self/status").unwrap_or_default();
         Inherited {
             status: inherited_lines(&status),
-            cgroup: std::fs::read("/proc/self/cgroup").unwrap_or_default(),
+            cgroup: sys::read_proc_file(c"/proc/self/cgroup").unwrap_or_default(),
             rlimits: RESOURCES
                 .iter()
                 .map(|&r| {

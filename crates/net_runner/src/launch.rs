@@ -35,6 +35,9 @@ pub(crate) struct Launched {
     /// The cgroup asked for: removed by the library if the shepherd dies
     /// without removing it.
     pub(crate) cgroup: Option<Arc<Plan>>,
+    /// A forked shepherd (see `prefork_shepherd`): reaped at the latest
+    /// when its owner drops, rather than by the reaper thread on exit.
+    pub(crate) forked: bool,
 }
 
 /// Reaps the shepherd if the handshake is abandoned (error or
@@ -132,6 +135,7 @@ async fn handshake(
     cgroup: &Option<Arc<Plan>>,
 ) -> Result<Launched, Attempt> {
     let shepherd_pid = idle.pid;
+    let forked = idle.forked;
     let mut guard = ReapOnDrop(Some(shepherd_pid), cgroup.clone());
     let mut control = ControlChannel::new(idle.control).map_err(Error::from)?;
     let passed: Vec<_> = passed.iter().map(|fd| fd.as_fd()).collect();
@@ -167,6 +171,7 @@ async fn handshake(
                 control,
                 fds,
                 cgroup: cgroup.clone(),
+                forked,
             })
         }
         Some(FromShepherd::SpawnFailed {

@@ -83,7 +83,7 @@ pub use error::{Error, Result, ShepherdError, SpawnStage};
 pub use input::Input;
 pub use output::Output;
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
-pub use pool::{prestarted_idle, set_prestarted_shepherds, PRESTART_ENV};
+pub use pool::{prefork_shepherd, prestarted_idle, set_prestarted_shepherds, PRESTART_ENV};
 pub use process::{Process, ProcessEvent, ProcessHandle};
 pub use pty::Pty;
 pub use pump::Chunk;

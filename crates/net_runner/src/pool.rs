@@ -29,6 +29,8 @@ use crate::{reaper, shepherd_exe, sys};
 pub(crate) struct Idle {
     pub(crate) pid: Pid,
     pub(crate) control: OwnedFd,
+    /// Forked by [`prefork_shepherd`] rather than exec'd.
+    pub(crate) forked: bool,
 }
 
 impl Idle {
@@ -137,8 +139,10 @@ pub(crate) fn take() -> Option<Idle> {
 fn take_any() -> Option<(Idle, Inherited)> {
     let pool = pool();
     let mut state = lock(pool);
+    // A forked shepherd may wait here with pre-starting off.
+    let idle = state.idle.pop();
     if state.target == 0 {
-        return None;
+        return idle;
     }
     if !state.thread_started {
         state.thread_started = std::thread::Builder::new()
@@ -146,10 +150,65 @@ fn take_any() -> Option<(Idle, Inherited)> {
             .spawn(refill_loop)
             .is_ok();
     }
-    let idle = state.idle.pop();
     state.failed = false;
     pool.wake.notify_one();
     idle
+}
+
+/// Starts the shepherd of the next spawn now, as a fork of this process
+/// instead of an exec of the embedded shepherd binary: for a program that
+/// runs a command or two and is still single-threaded, such as a
+/// command-line tool, it saves most of a shepherd's start (an exec, a
+/// dynamic-loader-free but still whole program start).
+///
+/// Fails, and changes nothing, unless this process has exactly one
+/// thread: a fork copies every lock, and those that other threads held
+/// would stay held. So call it before starting a tokio runtime (or any
+/// thread), then spawn as usual: the shepherd waits among the
+/// pre-started ones (see [`set_prestarted_shepherds`], which also lets it
+/// go when lowering the number below those idle) and the next spawn whose
+/// process state still matches it takes it. It exits with this process.
+///
+/// With `NETRUNNER_SHEPHERD` set, it refuses too: that binary is the
+/// shepherd asked for.
+///
+/// Made for a program that exits with its `Process` alive: once the child
+/// has exited, a forked shepherd is reaped when its `Process` drops (or
+/// right away when the background reaper runs already), so that such a
+/// program never starts the reaper thread (an exec'd shepherd is handed to
+/// it as soon as the exit is reported).
+///
+/// The forked shepherd shows in `ps` as `netrunner-shepherd` and the
+/// program, like an exec'd one.
+///
+/// ```
+/// // In a test binary other threads may run: then it refuses.
+/// if net_runner::prefork_shepherd().is_ok() {
+///     assert_eq!(net_runner::prestarted_idle(), 1);
+/// }
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// let status = rt.block_on(net_runner::Command::new("true").status())?;
+/// assert!(status.success());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn prefork_shepherd() -> std::io::Result<()> {
+    if let Some(path) = std::env::var_os(crate::SHEPHERD_ENV) {
+        return Err(std::io::Error::other(format!(
+            "{}={:?} names the shepherd to start: not forking one",
+            crate::SHEPHERD_ENV,
+            path.to_string_lossy()
+        )));
+    }
+    let inherited = Inherited::now();
+    let (ours, theirs) = sys::socketpair()?;
+    let pid = sys::fork_shepherd(theirs)?;
+    let idle = Idle {
+        pid,
+        control: ours,
+        forked: true,
+    };
+    lock(pool()).idle.push((idle, inherited));
+    Ok(())
 }
 
 /// Sets how many shepherds are kept started ahead of time (default 1, or
@@ -193,10 +252,13 @@ pub fn prestarted_idle() -> usize {
 /// by `ps` after `netrunner-shepherd`.
 pub(crate) fn start_shepherd(label: Option<&std::ffi::CStr>) -> std::io::Result<Idle> {
     let exe = shepherd_exe::get()?;
-    reaper::start()?;
     let (ours, theirs) = sys::socketpair()?;
     let pid = sys::spawn_shepherd(&exe.path, &theirs, label)?;
-    Ok(Idle { pid, control: ours })
+    Ok(Idle {
+        pid,
+        control: ours,
+        forked: false,
+    })
 }
 
 fn refill_loop() {

@@ -81,6 +81,9 @@ struct Link {
     /// `waitpid` on a pid that was reaped and then recycled would take the
     /// exit status of an unrelated child of this process.
     shepherd_released: bool,
+    /// A forked shepherd (`prefork_shepherd`): once done, reaped when the
+    /// `Process` drops unless the reaper thread runs already.
+    reap_at_drop: bool,
     /// A pidfd for the child, taken at spawn: names its process group
     /// without the pid-reuse risk of the bare number (see
     /// `kill_orphaned_group`). `None` where the kernel has no pidfds.
@@ -281,6 +284,7 @@ impl Process {
             control,
             fds,
             cgroup,
+            forked,
         } = launched;
         let counters = Arc::new(Counters::default());
         let mut fds = fds.into_iter();
@@ -299,6 +303,7 @@ impl Process {
                 exit: None,
                 shepherd_done: false,
                 shepherd_released: false,
+                reap_at_drop: forked,
                 // Opened right after `Spawned`: the child cannot have been
                 // reaped and its number recycled in between (the shepherd
                 // reaps it, and the whole pid space would have to wrap).
@@ -977,7 +982,7 @@ impl Link {
             match std::task::ready!(self.control.poll_recv(cx)) {
                 Ok(Some(FromShepherd::Exited(report))) => {
                     self.exit = Some((report, Instant::now()));
-                    self.release_shepherd();
+                    self.shepherd_finishing();
                     if let Some(t) = &self.terminal {
                         t.take_back();
                     }
@@ -1006,7 +1011,7 @@ impl Link {
                 }
                 Ok(None) => {
                     self.shepherd_done = true;
-                    self.release_shepherd();
+                    self.shepherd_finishing();
                     self.kill_orphaned_group();
                     if let Some(t) = &self.terminal {
                         t.take_back();
@@ -1039,6 +1044,16 @@ impl Link {
                 pid = self.pid,
                 "shepherd lost and no pidfd for the child: its descendants may survive"
             ),
+        }
+    }
+
+    /// The shepherd reported the exit or closed the channel: it exits in
+    /// a moment. Handed to the reaper now, unless it was forked for a
+    /// program that exits with its `Process` alive (a command-line tool):
+    /// then only once the reaper thread runs anyway, or at drop.
+    fn shepherd_finishing(&mut self) {
+        if !self.reap_at_drop || reaper::running() {
+            self.release_shepherd();
         }
     }
 

@@ -159,18 +159,22 @@ pub fn pending_reaps() -> usize {
     IN_FLIGHT.load(Ordering::SeqCst)
 }
 
-/// Starts the reaper thread if it is not running. Called before any
-/// shepherd is started, so that a failure to create the thread (or its
-/// eventfd) is a spawn error rather than a panic later, where no error can
-/// be returned.
-pub(crate) fn start() -> io::Result<()> {
+/// Jobs that found no reaper thread, because it could not start (out of
+/// threads or descriptors): the next [`reap_then`] that starts it hands
+/// them over.
+static STRANDED: Mutex<Vec<Job>> = Mutex::new(Vec::new());
+
+/// The reaper's queue, starting its thread on first use: only a process
+/// that drops a `Process` whose shepherd is still finishing pays for the
+/// thread (a command-line tool that exits with its `Process` never does).
+fn start() -> io::Result<&'static Arc<Queue>> {
     static START: Mutex<()> = Mutex::new(());
-    if QUEUE.get().is_some() {
-        return Ok(());
+    if let Some(queue) = QUEUE.get() {
+        return Ok(queue);
     }
     let _one_at_a_time = START.lock().unwrap_or_else(|e| e.into_inner());
-    if QUEUE.get().is_some() {
-        return Ok(());
+    if let Some(queue) = QUEUE.get() {
+        return Ok(queue);
     }
     let wake = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
     let wake = sys::at_least(wake, sys::FIRST_FREE_FD)?;
@@ -185,8 +189,12 @@ pub(crate) fn start() -> io::Result<()> {
     std::thread::Builder::new()
         .name("netrunner-reaper".into())
         .spawn(move || run(&served))?;
-    let _ = QUEUE.set(queue);
-    Ok(())
+    Ok(QUEUE.get_or_init(|| queue))
+}
+
+/// Whether the reaper thread runs already.
+pub(crate) fn running() -> bool {
+    QUEUE.get().is_some()
 }
 
 /// Reaps `pid` now if it has exited, otherwise in the background.
@@ -205,22 +213,30 @@ pub(crate) fn reap_then(pid: Pid, cgroup: Option<Arc<Plan>>) {
         },
         None => (Some(pid), cgroup),
     };
-    match QUEUE.get() {
-        Some(queue) => {
-            IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-            queue
-                .pids
+    let queue = match start() {
+        Ok(queue) => queue,
+        Err(e) => {
+            tracing::warn!(
+                pid = ?item.0,
+                error = %e,
+                "cannot start the reaper thread: the shepherd waits for the next drop"
+            );
+            STRANDED
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push_back(item);
-            let _ = rustix::io::write(&queue.wake, &1u64.to_ne_bytes());
+                .push(item);
+            return;
         }
-        // Unreachable: every shepherd is started after `start` succeeded.
-        None => tracing::warn!(
-            pid = pid.as_raw_nonzero().get(),
-            "no reaper thread: shepherd left unreaped"
-        ),
-    }
+    };
+    let mut jobs = std::mem::take(&mut *STRANDED.lock().unwrap_or_else(|e| e.into_inner()));
+    jobs.push(item);
+    IN_FLIGHT.fetch_add(jobs.len(), Ordering::SeqCst);
+    queue
+        .pids
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(jobs);
+    let _ = rustix::io::write(&queue.wake, &1u64.to_ne_bytes());
 }
 
 fn run(queue: &Queue) {

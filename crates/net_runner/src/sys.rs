@@ -49,6 +49,70 @@ pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((at_least(a, FIRST_FREE_FD)?, at_least(b, FIRST_FREE_FD)?))
 }
 
+/// Forks this process into a shepherd that serves `control` (our copy is
+/// closed on return); returns the shepherd's pid. Refuses unless this
+/// process has exactly one thread.
+pub(crate) fn fork_shepherd(control: OwnedFd) -> io::Result<Pid> {
+    let threads = thread_count()?;
+    if threads != 1 {
+        return Err(io::Error::other(format!(
+            "cannot fork a shepherd: this process has {threads} threads, whose locks \
+             the fork would copy held; fork before starting any (before a tokio runtime)"
+        )));
+    }
+    // SAFETY: this process has one thread (checked above; only this thread
+    // could have started another since), so the child's copies of every
+    // lock, of the allocator and of std's state are consistent. The child
+    // runs the shepherd and ends with `_exit`: it never returns here, and
+    // the parent's objects are never dropped twice.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => netrunner_shepherd::serve_forked(control),
+        pid => Ok(Pid::from_raw(pid).ok_or_else(|| io::Error::other("fork returned pid 0"))?),
+    }
+}
+
+/// The number of threads of this process (`/proc/self/stat`, field 20).
+fn thread_count() -> io::Result<usize> {
+    let stat = read_proc_file(c"/proc/self/stat")?;
+    let unreadable = || io::Error::other("cannot read the thread count in /proc/self/stat");
+    // The command name (field 2) may hold spaces: count from the last ')'.
+    let after_name = stat
+        .iter()
+        .rposition(|&b| b == b')')
+        .ok_or_else(unreadable)?;
+    let field = stat[after_name + 1..]
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .nth(20 - 3)
+        .ok_or_else(unreadable)?;
+    std::str::from_utf8(field)
+        .ok()
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(unreadable)
+}
+
+/// Reads a small `/proc` file whole. `std::fs::read` sizes its buffer by
+/// the file's length, which `/proc` gives as 0, and so reads in growing
+/// steps: one or two reads here instead of eight.
+pub(crate) fn read_proc_file(path: &CStr) -> io::Result<Vec<u8>> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut data = vec![0; 4096];
+    let mut len = 0;
+    loop {
+        if len == data.len() {
+            data.resize(len * 2, 0);
+        }
+        match rustix::io::retry_on_intr(|| rustix::io::read(&fd, &mut data[len..]))? {
+            0 => break,
+            n => len += n,
+        }
+    }
+    data.truncate(len);
+    Ok(data)
+}
+
 /// A close-on-exec duplicate, above stdio (a PTY master's second and
 /// third descriptor).
 pub(crate) fn dup(fd: impl AsFd) -> io::Result<OwnedFd> {

@@ -15,6 +15,7 @@ fn five_hundred_pty_runs_leak_no_fd_and_no_process() {
         .build()
         .unwrap();
     let m = common::marker();
+    common::start_reaper();
     rt.block_on(async {
         Command::new("true").pty(24, 80).run().await.unwrap();
         assert!(eventually(common::GUARD, || net_runner::prestarted_idle() == 1));

@@ -1,0 +1,200 @@
+//! `prefork_shepherd`: a shepherd forked from a single-threaded owner, as
+//! the `netrunner` CLI starts its one shepherd.
+//!
+//! Its own binary without libtest's harness (`harness = false`): the forks
+//! need a process that has one thread, which a test harness never is. The
+//! checks run in order in `main`, each printing its name; a panic fails
+//! the binary.
+
+mod common;
+
+use std::time::Duration;
+
+use net_runner::{Command, Stderr};
+
+use common::{eventually, marker, GUARD, MARKER_VAR};
+
+fn main() {
+    // Listing or filtering (`cargo test -- --list`, nextest): one test.
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("prefork: test");
+        }
+        return;
+    }
+    let m = marker();
+    std::env::set_var(MARKER_VAR, &*m);
+    check(
+        "refused with NETRUNNER_SHEPHERD set",
+        refused_with_shepherd_env,
+    );
+    check(
+        "the forked shepherd looks exec'd",
+        forked_shepherd_looks_execd,
+    );
+    check("a spawn uses it and no reaper thread starts", spawn_uses_it);
+    check("refused once another thread runs", refused_when_threaded);
+    common::assert_all_gone(&m, GUARD);
+    println!("prefork: all passed");
+}
+
+fn check(name: &str, f: fn()) {
+    println!("prefork: {name} ...");
+    f();
+    println!("prefork: {name} ok");
+}
+
+/// Our children that are shepherds: named so by the kernel (`comm`).
+fn shepherd_children() -> Vec<i32> {
+    common::children()
+        .into_iter()
+        .filter(|&(pid, _)| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "netrunner-sheph")
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter(|t| {
+            let comm = t.as_ref().unwrap().path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|c| c.trim() == name)
+        })
+        .count()
+}
+
+fn refused_with_shepherd_env() {
+    std::env::set_var(net_runner::SHEPHERD_ENV, "/nonexistent/shepherd");
+    let e = net_runner::prefork_shepherd().unwrap_err();
+    std::env::remove_var(net_runner::SHEPHERD_ENV);
+    assert!(e.to_string().contains("NETRUNNER_SHEPHERD"), "{e}");
+    assert_eq!(net_runner::prestarted_idle(), 0);
+    assert!(shepherd_children().is_empty());
+}
+
+fn forked_shepherd_looks_execd() {
+    // Nothing pre-started but the fork: the pool's refill thread would
+    // make this process multi-threaded.
+    net_runner::set_prestarted_shepherds(0);
+    assert_eq!(common::thread_count(), 1, "the checks need one thread");
+    // A signal we block must not stay blocked in the shepherd (nor reach
+    // its child blocked).
+    let mut usr2 = unsafe { std::mem::zeroed::<libc::sigset_t>() };
+    unsafe {
+        libc::sigemptyset(&mut usr2);
+        libc::sigaddset(&mut usr2, libc::SIGUSR2);
+        assert_eq!(
+            libc::sigprocmask(libc::SIG_BLOCK, &usr2, std::ptr::null_mut()),
+            0
+        );
+    }
+    let forked = net_runner::prefork_shepherd();
+    unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &usr2, std::ptr::null_mut()) };
+    forked.unwrap();
+    assert_eq!(net_runner::prestarted_idle(), 1);
+    // It names itself once it runs the shepherd's code.
+    assert!(eventually(GUARD, || shepherd_children().len() == 1));
+    let pid = shepherd_children()[0];
+    // Exactly an exec'd shepherd's descriptors: /dev/null on 0 and 1, our
+    // stderr on 2, the control socket on 3, its own signalfd, nothing of
+    // ours.
+    let fds = |pid: i32| -> Vec<(i32, String)> {
+        let mut fds: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let n = e.file_name().to_string_lossy().parse().unwrap();
+                let target = std::fs::read_link(e.path()).unwrap();
+                (n, target.to_string_lossy().into_owned())
+            })
+            .collect();
+        fds.sort();
+        fds
+    };
+    let theirs = fds(pid);
+    let numbers: Vec<i32> = theirs.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, [0, 1, 2, 3, 4], "{theirs:?}");
+    assert_eq!(theirs[0].1, "/dev/null");
+    assert_eq!(theirs[1].1, "/dev/null");
+    assert_eq!(
+        theirs[2].1,
+        std::fs::read_link("/proc/self/fd/2")
+            .unwrap()
+            .to_string_lossy()
+    );
+    assert!(theirs[3].1.starts_with("socket:"), "{theirs:?}");
+    assert_eq!(theirs[4].1, "anon_inode:[signalfd]");
+    // No signal blocked, whatever we block.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let blocked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .unwrap();
+    // SIGCHLD and SIGTERM: its signalfd's, blocked by the shepherd itself.
+    assert_eq!(blocked.trim(), "0000000000014000", "{status}");
+}
+
+fn spawn_uses_it() {
+    let forked = shepherd_children();
+    assert_eq!(forked.len(), 1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut p = Command::new("sh")
+            .args([
+                "-c",
+                "tr '\\0' ' ' < /proc/$PPID/cmdline; echo; cat /proc/$PPID/comm; echo oops >&2",
+            ])
+            .stderr(Stderr::Consume)
+            .spawn()
+            .await
+            .unwrap();
+        assert_eq!(
+            p.shepherd_pid() as i32,
+            forked[0],
+            "the forked shepherd was not used"
+        );
+        assert_eq!(net_runner::prestarted_idle(), 0);
+        let mut out = Vec::new();
+        while let Some(chunk) = p.read().await.unwrap() {
+            out.extend_from_slice(&chunk);
+        }
+        let mut err = Vec::new();
+        while let Some(chunk) = p.read_stderr().await.unwrap() {
+            err.extend_from_slice(&chunk);
+        }
+        assert!(p.wait().await.unwrap().success());
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        // Its command line is a shepherd's, not ours.
+        assert_eq!(lines[0].trim_end(), "netrunner-shepherd sh", "{out:?}");
+        assert_eq!(lines[1], "netrunner-sheph");
+        assert_eq!(err, b"oops\n");
+        // The shepherd exits by itself; nothing started a reaper thread for
+        // it while its `Process` lives.
+        assert!(eventually(GUARD, || common::is_zombie(forked[0])));
+        assert_eq!(threads_named("netrunner-reape"), 0);
+        drop(p);
+    });
+    // Dropping the `Process` reaps it (on the spot or on the reaper thread).
+    assert!(eventually(GUARD, || !common::exists(forked[0])));
+    // A second command has no forked shepherd left: it execs one.
+    let out = rt.block_on(Command::new("true").output()).unwrap();
+    assert!(out.status.success());
+}
+
+fn refused_when_threaded() {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || rx.recv_timeout(Duration::from_secs(60)));
+    let e = net_runner::prefork_shepherd().unwrap_err();
+    assert!(e.to_string().contains("threads"), "{e}");
+    assert_eq!(net_runner::prestarted_idle(), 0);
+    drop(tx);
+    let _ = thread.join();
+}
