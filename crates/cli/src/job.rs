@@ -41,7 +41,7 @@ pub(crate) fn die_of(signal: i32, whole_group: bool) -> ! {
     // program's (timeout(1) does the same).
     let _ = process::set_dumpable_behavior(process::DumpableBehavior::NotDumpable);
     let _ = sys::reset_to_default(signal);
-    let _ = sys::unblock_for_thread(signal);
+    let _ = sys::unblock_for_thread(&[signal]);
     // Our own shepherd ignores SIGINT and SIGQUIT; we are in the group.
     match sys::signal_from_raw(signal) {
         Some(sig) if whole_group => {

@@ -48,23 +48,36 @@ fn main() {
     net_runner::set_prestarted_shepherds(0);
     net_runner::set_shepherd_file_cache(true);
     let _ = net_runner::prefork_shepherd();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => finish(Exit::failure(
-            exit::FAILURE,
-            format!("cannot start the runtime: {e}"),
-        )),
-    };
+    let rt;
     let exit = match cli.command {
-        CliCommand::Run(run) => rt.block_on(runner::run(run)),
-        CliCommand::Daemon(d) => rt.block_on(daemon::run(d)),
+        CliCommand::Run(run) => {
+            // Before the runtime: the program starts while it is built.
+            let started = runner::start(run).unwrap_or_else(|exit| finish(exit));
+            rt = runtime();
+            rt.block_on(runner::run(started))
+        }
+        CliCommand::Daemon(d) => {
+            rt = runtime();
+            rt.block_on(daemon::run(d))
+        }
         CliCommand::Timeout(_) => unreachable!("args::parse turns `timeout` into `run`"),
     };
     // `rt` stays alive: `finish` never returns.
     finish(exit)
+}
+
+/// A current-thread runtime (no thread of its own), or netrunner's exit.
+/// It is never shut down: see [`finish`].
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| {
+            finish(Exit::failure(
+                exit::FAILURE,
+                format!("cannot start the runtime: {e}"),
+            ))
+        })
 }
 
 /// Prints the failure message, if any, and exits. The runtime is not shut

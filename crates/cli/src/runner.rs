@@ -16,7 +16,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use net_runner::{Chunk, End, ProcessEvent, ProcessHandle, Signal, Stdio};
+use net_runner::{Chunk, End, Process, ProcessEvent, ProcessHandle, Signal, Stdio};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use tokio::signal::unix::{signal, SignalKind};
@@ -26,6 +26,7 @@ use crate::args::{InputSource, RunArgs, StderrMode};
 use crate::exit::{self, Exit};
 use crate::job;
 use crate::stats_json::Report;
+use crate::sys;
 
 /// Where `--stats-json` goes.
 enum StatsOut {
@@ -33,29 +34,56 @@ enum StatsOut {
     Stderr,
 }
 
-/// Runs the program described by `args` to the end and returns how
-/// netrunner should exit. The `--stats-json` report, if asked for, is
-/// written before returning.
-pub(crate) async fn run(args: RunArgs) -> Exit {
+/// What [`start`] did before the runtime exists.
+pub(crate) struct Started {
+    args: RunArgs,
+    stats_out: Option<StatsOut>,
+    /// Transparent mode: the spawn, under way.
+    transparent: Option<Result<Transparent, Exit>>,
+}
+
+/// Starts what can start before the tokio runtime is built: opens the
+/// `--stats-json` file and, in transparent mode, creates the spawn, which
+/// with a forked shepherd waiting (see `main`) sends the request at once,
+/// so the program starts while the runtime is built. `Err`: netrunner's
+/// exit, nothing started.
+pub(crate) fn start(args: RunArgs) -> Result<Started, Exit> {
     // Open the stats file first: a typo in its path should not cost a run.
     let stats_out = match &args.stats_json {
         Some(path) if path.as_os_str() == "-" => Some(StatsOut::Stderr),
         Some(path) => match File::create(path) {
             Ok(f) => Some(StatsOut::File(f, path.clone())),
             Err(e) => {
-                return Exit::failure(
+                return Err(Exit::failure(
                     exit::FAILURE,
                     format!("cannot write statistics to {}: {e}", path.display()),
-                )
+                ))
             }
         },
         None => None,
     };
+    let transparent = (!args.piped()).then(|| Transparent::start(&args));
+    Ok(Started {
+        args,
+        stats_out,
+        transparent,
+    })
+}
+
+/// Runs the program that [`start`] began to the end and returns how
+/// netrunner should exit. The `--stats-json` report, if asked for, is
+/// written before returning.
+pub(crate) async fn run(started: Started) -> Exit {
+    let Started {
+        args,
+        stats_out,
+        transparent,
+    } = started;
     let mode = if args.piped() { "pipe" } else { "inherit" };
-    let started = if args.piped() {
-        start_and_pump(&args).await
-    } else {
-        start_and_wait(&args).await
+    let started = match transparent {
+        None => start_and_pump(&args).await,
+        Some(Ok(t)) => t.wait(&args).await,
+        Some(Err(exit)) => Err(exit),
     };
     let (exit, mut report) = match started {
         Ok(done) => done,
@@ -180,30 +208,74 @@ async fn next_verbose(plan: &mut Vec<(tokio::time::Instant, String)>) -> String 
     }
 }
 
+/// The signals netrunner forwards or follows, blocked from before the
+/// program starts until their handlers are installed: one that arrives
+/// meanwhile is then handled, not fatal to netrunner alone.
+const HANDLED_SIGNALS: [i32; 5] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGTSTP,
+];
+
 /// Transparent mode: the program gets our stdio (and the terminal's
 /// foreground when we have it); we forward signals, follow its stops, and
-/// wait. `Err` when it could not be started.
-async fn start_and_wait(args: &RunArgs) -> Result<(Exit, Report), Exit> {
-    let mut cmd = args.to_command();
-    match args.input_source() {
-        None | Some(InputSource::Stdin) => {
-            cmd.stdin(Stdio::inherit());
+/// wait.
+struct Transparent {
+    spawn: std::pin::Pin<Box<dyn std::future::Future<Output = net_runner::Result<Process>> + Send>>,
+    foreground: bool,
+}
+
+impl Transparent {
+    /// Creates the spawn (see [`start`]), with the handled signals blocked.
+    fn start(args: &RunArgs) -> Result<Transparent, Exit> {
+        let mut cmd = args.to_command();
+        match args.input_source() {
+            None | Some(InputSource::Stdin) => {
+                cmd.stdin(Stdio::inherit());
+            }
+            Some(InputSource::File(path)) => {
+                let file = open_input(&path)?;
+                cmd.stdin(Stdio::from(file));
+            }
         }
-        Some(InputSource::File(path)) => {
-            let file = open_input(&path)?;
-            cmd.stdin(Stdio::from(file));
+        cmd.stdout(Stdio::inherit());
+        if args.stderr == StderrMode::Consume {
+            cmd.stderr(net_runner::Stderr::Inherit);
         }
+        let foreground = job::in_terminal_foreground();
+        cmd.foreground(foreground);
+        sys::block_for_thread(&HANDLED_SIGNALS)
+            .map_err(|e| Exit::failure(exit::FAILURE, format!("cannot block signals: {e}")))?;
+        Ok(Transparent {
+            spawn: Box::pin(cmd.spawn()),
+            foreground,
+        })
     }
-    cmd.stdout(Stdio::inherit());
-    if args.stderr == StderrMode::Consume {
-        cmd.stderr(net_runner::Stderr::Inherit);
+
+    /// Installs the signal handlers, then waits for the spawn and the
+    /// program's end. `Err` when it could not be started.
+    async fn wait(self, args: &RunArgs) -> Result<(Exit, Report), Exit> {
+        let Transparent { spawn, foreground } = self;
+        // A signal that arrived while the program was starting was kept
+        // pending: it reaches the handlers now and is forwarded as soon as
+        // the program runs.
+        let signals = Signals::install();
+        let _ = sys::unblock_for_thread(&HANDLED_SIGNALS);
+        let mut signals = signals?;
+        let process = spawn.await.map_err(|e| Exit::from_error(&e))?;
+        wait_transparent(args, process, &mut signals, foreground).await
     }
-    let foreground = job::in_terminal_foreground();
-    cmd.foreground(foreground);
-    // Installed before the program starts: a signal that arrives while it
-    // is starting is kept and forwarded as soon as it runs.
-    let mut signals = Signals::install()?;
-    let mut process = cmd.spawn().await.map_err(|e| Exit::from_error(&e))?;
+}
+
+/// Forwards signals, follows the program's stops, and waits for its end.
+async fn wait_transparent(
+    args: &RunArgs,
+    mut process: Process,
+    signals: &mut Signals,
+    foreground: bool,
+) -> Result<(Exit, Report), Exit> {
     let mut forwarded = Forwarded::default();
     let mut stop_requested = false;
     let mut verbose = verbose_plan(args);

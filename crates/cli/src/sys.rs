@@ -3,7 +3,7 @@
 //! of the crate allowed `unsafe`; every block says why it is sound.
 //!
 //! Left here: signal dispositions (`sigaction`, `signal`), the calling
-//! thread's signal mask, and turning a raw signal number that rustix does
+//! thread's signal mask (blocking and unblocking), and turning a raw signal number that rustix does
 //! not name (a real-time signal) into a [`Signal`].
 
 use std::io;
@@ -63,20 +63,32 @@ pub(crate) fn reset_to_default(signal: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// Unblocks `signal` for the calling thread.
-pub(crate) fn unblock_for_thread(signal: i32) -> io::Result<()> {
+/// Blocks `signals` for the calling thread (they stay pending until
+/// unblocked).
+pub(crate) fn block_for_thread(signals: &[i32]) -> io::Result<()> {
+    change_thread_mask(libc::SIG_BLOCK, signals)
+}
+
+/// Unblocks `signals` for the calling thread.
+pub(crate) fn unblock_for_thread(signals: &[i32]) -> io::Result<()> {
+    change_thread_mask(libc::SIG_UNBLOCK, signals)
+}
+
+fn change_thread_mask(how: i32, signals: &[i32]) -> io::Result<()> {
     // SAFETY: an all-zero `sigset_t` is a valid value of the plain C type;
     // sigemptyset initialises it properly next.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid, writable `sigset_t` for both calls.
-    let added =
-        unsafe { libc::sigemptyset(&mut set) == 0 && libc::sigaddset(&mut set, signal) == 0 };
+    // SAFETY: `set` is a valid, writable `sigset_t` for every call.
+    let added = unsafe {
+        libc::sigemptyset(&mut set) == 0
+            && signals.iter().all(|&s| libc::sigaddset(&mut set, s) == 0)
+    };
     if !added {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `set` is an initialised `sigset_t` that pthread_sigmask only
     // reads; a null old-set pointer is allowed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    let rc = unsafe { libc::pthread_sigmask(how, &set, std::ptr::null_mut()) };
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }

@@ -1184,28 +1184,34 @@ impl Command {
     ) -> impl Future<Output = Result<Process, Error>> + Send + 'static {
         let started = Instant::now();
         let timeout = self.timeout;
-        let prepared = self
-            .launch_parts(stdin, stdout)
-            .map(|(req, passed, plan, program, cwd)| {
+        let prepared = self.launch_parts(stdin, stdout).and_then(
+            |(mut req, mut passed, plan, program, cwd)| {
                 let terminal = if self.io.foreground {
                     Terminal::if_foreground()
                 } else {
                     None
                 };
-                (req, passed, plan, terminal, program, cwd)
-            });
+                if let Some(t) = &terminal {
+                    passed.push(t.dup()?);
+                    req.foreground = true;
+                }
+                let modes = [req.stdin, req.stdout, req.stderr];
+                let pty = req.pty.is_some();
+                let request = launch::Request::new(req, &program)?;
+                // With a forked shepherd waiting (`prefork_shepherd`), the
+                // program starts now, not when this future is first polled.
+                let early = launch::send_early(&request, &passed);
+                Ok((
+                    request, early, passed, plan, terminal, program, cwd, modes, pty,
+                ))
+            },
+        );
         async move {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(Error::NoRuntime);
             }
-            let (mut req, mut passed, plan, terminal, program, cwd) = prepared?;
-            if let Some(t) = &terminal {
-                passed.push(t.dup()?);
-                req.foreground = true;
-            }
-            let modes = [req.stdin, req.stdout, req.stderr];
-            let pty = req.pty.is_some();
-            let launched = launch::launch(req, program, cwd, passed, plan).await?;
+            let (request, early, passed, plan, terminal, program, cwd, modes, pty) = prepared?;
+            let launched = launch::launch(request, early, program, cwd, passed, plan).await?;
             Process::from_launched(launched, modes, pty, started, limit, timeout, terminal)
         }
     }

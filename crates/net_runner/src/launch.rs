@@ -20,7 +20,7 @@ use net_runner_proto::{
 use crate::cgroup::Plan;
 use crate::control::ControlChannel;
 use crate::error::StageValues;
-use crate::{pool, reaper, Error, ShepherdError, SpawnStage as Stage};
+use crate::{pool, reaper, sys, Error, ShepherdError, SpawnStage as Stage};
 
 fn protocol(message: String) -> Error {
     Error::Shepherd(ShepherdError::Protocol(message))
@@ -52,57 +52,114 @@ impl Drop for ReapOnDrop {
     }
 }
 
-/// Starts the child of `req` under a shepherd. `passed` are the
-/// descriptors the request names (`passed_fds`), in its order: they travel
-/// with the request and stay ours.
+/// A spawn request, encoded (`Hello` and `Spawn`) and checked.
+pub(crate) struct Request {
+    bytes: Vec<u8>,
+    values: StageValues,
+    names_cwd: bool,
+}
+
+impl Request {
+    /// Encodes `req`, refusing what no shepherd could take.
+    pub(crate) fn new(req: SpawnRequest, program: &OsString) -> Result<Request, Error> {
+        pool::check_env()?;
+        let mut bytes = Vec::new();
+        ToShepherd::hello().encode(&mut bytes);
+        let names_cwd = req.cwd.is_some();
+        let values = StageValues {
+            uid: req.uid,
+            gid: req.gid,
+            nice: req.nice,
+        };
+        let hello_len = bytes.len();
+        ToShepherd::Spawn(req).encode(&mut bytes);
+        // A request the shepherd would refuse as a corrupt frame could never
+        // be exec'd either: the kernel caps argv and envp together far lower.
+        if bytes.len() - hello_len - 4 > MAX_FRAME_LEN {
+            return Err(Error::Spawn {
+                program: program.clone(),
+                stage: Stage::Exec,
+                source: io::Error::from_raw_os_error(libc::E2BIG),
+            });
+        }
+        Ok(Request {
+            bytes,
+            values,
+            names_cwd,
+        })
+    }
+}
+
+/// A request already on its way to a forked shepherd.
+pub(crate) struct Early {
+    idle: pool::Idle,
+    /// Bytes of the request sent, the passed descriptors with the first.
+    sent: usize,
+}
+
+/// Sends `request` now to a forked shepherd that waits in the pool (see
+/// `prefork_shepherd`), if there is one whose inherited state still
+/// holds: it starts the program while the caller goes on (builds its
+/// runtime, say) instead of when the spawn is first polled. Whatever does
+/// not fit in the socket at once follows in [`launch`].
+pub(crate) fn send_early(request: &Request, passed: &[OwnedFd]) -> Option<Early> {
+    if !request.names_cwd {
+        return None;
+    }
+    let idle = pool::take_forked()?;
+    let fds: Vec<_> = passed.iter().map(|fd| fd.as_fd()).collect();
+    let sent = if fds.is_empty() {
+        sys::send(&idle.control, &request.bytes)
+    } else {
+        sys::send_with_fds(&idle.control, &request.bytes, &fds)
+    };
+    // Not even a byte (no room, or it is gone): all of it goes in `launch`.
+    let sent = sent.unwrap_or(0);
+    Some(Early { idle, sent })
+}
+
+/// Starts the child of `request` under a shepherd: the one `early` sent it
+/// to, a pre-started one, or a new one. `passed` are the descriptors the
+/// request names (`passed_fds`), in its order: they travel with the
+/// request and stay ours.
 pub(crate) async fn launch(
-    req: SpawnRequest,
+    request: Request,
+    early: Option<Early>,
     program: OsString,
     cwd: Option<PathBuf>,
     passed: Vec<OwnedFd>,
     cgroup: Option<Arc<Plan>>,
 ) -> Result<Launched, Error> {
-    pool::check_env()?;
+    let Request {
+        bytes,
+        values,
+        names_cwd,
+    } = request;
     let spawn_error = |stage, source| Error::Spawn {
         program: program.clone(),
         stage,
         source,
     };
-    let mut hello = Vec::new();
-    ToShepherd::hello().encode(&mut hello);
-    let names_cwd = req.cwd.is_some();
-    let values = StageValues {
-        uid: req.uid,
-        gid: req.gid,
-        nice: req.nice,
-    };
-    let hello_len = hello.len();
-    ToShepherd::Spawn(req).encode(&mut hello);
-    // A request the shepherd would refuse as a corrupt frame could never
-    // be exec'd either: the kernel caps argv and envp together far lower.
-    if hello.len() - hello_len - 4 > MAX_FRAME_LEN {
-        return Err(spawn_error(
-            Stage::Exec,
-            io::Error::from_raw_os_error(libc::E2BIG),
-        ));
-    }
     // A pre-started shepherd has the cwd of its start: use one only when
     // the request names the cwd explicitly.
-    if names_cwd {
-        if let Some(idle) = pool::take() {
-            match handshake(idle, &hello, &passed, &program, &cwd, values, &cgroup).await {
-                // It died while idle (killed, or told to stop): nothing was
-                // started, so a fresh shepherd can take the request.
-                Err(Attempt::Vanished) => {}
-                Err(Attempt::Failed(e)) => return Err(e),
-                Ok(launched) => return Ok(launched),
-            }
+    let idle = match early {
+        Some(early) => Some((early.idle, early.sent)),
+        None if names_cwd => pool::take().map(|idle| (idle, 0)),
+        None => None,
+    };
+    if let Some((idle, sent)) = idle {
+        match handshake(idle, &bytes, sent, &passed, &program, &cwd, values, &cgroup).await {
+            // It died while idle (killed, or told to stop): nothing was
+            // started, so a fresh shepherd can take the request.
+            Err(Attempt::Vanished) => {}
+            Err(Attempt::Failed(e)) => return Err(e),
+            Ok(launched) => return Ok(launched),
         }
     }
     let label = std::ffi::CString::new(program.as_bytes()).ok();
     let idle =
         pool::start_shepherd(label.as_deref()).map_err(|e| spawn_error(Stage::StartShepherd, e))?;
-    handshake(idle, &hello, &passed, &program, &cwd, values, &cgroup)
+    handshake(idle, &bytes, 0, &passed, &program, &cwd, values, &cgroup)
         .await
         .map_err(|e| match e {
             Attempt::Vanished => Error::Shepherd(ShepherdError::LostDuringSpawn),
@@ -125,9 +182,11 @@ impl From<Error> for Attempt {
 
 /// Sends the request to `idle` and reads its answer. On any failure the
 /// shepherd is reaped.
+#[allow(clippy::too_many_arguments)]
 async fn handshake(
     idle: pool::Idle,
     request: &[u8],
+    already_sent: usize,
     passed: &[OwnedFd],
     program: &OsString,
     cwd: &Option<PathBuf>,
@@ -138,8 +197,12 @@ async fn handshake(
     let forked = idle.forked;
     let mut guard = ReapOnDrop(Some(shepherd_pid), cgroup.clone());
     let mut control = ControlChannel::new(idle.control).map_err(Error::from)?;
-    let passed: Vec<_> = passed.iter().map(|fd| fd.as_fd()).collect();
-    if let Err(e) = control.send_all(request, &passed).await {
+    // Descriptors go with the first byte: already sent if any byte was.
+    let passed: Vec<_> = match already_sent {
+        0 => passed.iter().map(|fd| fd.as_fd()).collect(),
+        _ => Vec::new(),
+    };
+    if let Err(e) = control.send_all(&request[already_sent..], &passed).await {
         tracing::debug!(error = %e, "shepherd went away before the request");
         return Err(Attempt::Vanished);
     }

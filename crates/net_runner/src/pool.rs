@@ -136,6 +136,22 @@ pub(crate) fn take() -> Option<Idle> {
     None
 }
 
+/// Takes a forked idle shepherd (see [`prefork_shepherd`]) if one is
+/// ready and still matches, without starting any replacement.
+pub(crate) fn take_forked() -> Option<Idle> {
+    let (idle, inherited) = {
+        let mut state = lock(pool());
+        let i = state.idle.iter().rposition(|(idle, _)| idle.forked)?;
+        state.idle.remove(i)
+    };
+    if inherited == Inherited::now() {
+        return Some(idle);
+    }
+    tracing::debug!("forked shepherd is stale (limits, ids, umask, ...): not used");
+    idle.release();
+    None
+}
+
 fn take_any() -> Option<(Idle, Inherited)> {
     let pool = pool();
     let mut state = lock(pool);
@@ -171,6 +187,12 @@ fn take_any() -> Option<(Idle, Inherited)> {
 ///
 /// With `NETRUNNER_SHEPHERD` set, it refuses too: that binary is the
 /// shepherd asked for.
+///
+/// A spawn that finds it sends its request when the spawn's future is
+/// *created* (`cmd.spawn()`, `cmd.run()`, ...), not when the future is
+/// first polled: the program starts at once, and the caller can build its
+/// runtime meanwhile, then await the future there. Dropping the future
+/// unpolled stops the program, as dropping it at any other point does.
 ///
 /// Made for a program that exits with its `Process` alive: once the child
 /// has exited, a forked shepherd is reaped when its `Process` drops (or

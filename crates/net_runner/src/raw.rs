@@ -184,7 +184,8 @@ pub fn spawn(
         }
         let modes = [req.stdin, req.stdout, req.stderr];
         let pty = req.pty.is_some();
-        let launched = launch::launch(req, program, cwd, passed, plan).await?;
+        let request = launch::Request::new(req, &program)?;
+        let launched = launch::launch(request, None, program, cwd, passed, plan).await?;
         let shepherd = Shepherd(launched.shepherd_pid, launched.cgroup);
         let (control, frames, _unclaimed) = launched.control.into_raw_parts();
         let mut fds = launched.fds.into_iter();

@@ -34,6 +34,11 @@ fn main() {
         forked_shepherd_looks_execd,
     );
     check("a spawn uses it and no reaper thread starts", spawn_uses_it);
+    check(
+        "the program starts when the spawn's future is created",
+        starts_before_the_first_poll,
+    );
+    check("without a forked shepherd, a spawn execs one", then_exec);
     check("refused once another thread runs", refused_when_threaded);
     common::assert_all_gone(&m, GUARD);
     println!("prefork: all passed");
@@ -184,9 +189,64 @@ fn spawn_uses_it() {
     });
     // Dropping the `Process` reaps it (on the spot or on the reaper thread).
     assert!(eventually(GUARD, || !common::exists(forked[0])));
-    // A second command has no forked shepherd left: it execs one.
-    let out = rt.block_on(Command::new("true").output()).unwrap();
+}
+
+/// With a forked shepherd waiting, the request goes out when the spawn's
+/// future is created: the program runs before there is even a runtime to
+/// poll the future in, and dropping the future unpolled stops it.
+fn starts_before_the_first_poll() {
+    assert_eq!(common::thread_count(), 1, "the checks need one thread");
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("started");
+    let script = format!("touch {}; exec sleep 100", flag.display());
+
+    net_runner::prefork_shepherd().unwrap();
+    let spawn = Command::new("sh").args(["-c", &script]).spawn();
+    assert!(eventually(GUARD, || flag.exists()), "not started unpolled");
+    let sleeper = || {
+        common::pids_with_marker(&std::env::var(MARKER_VAR).unwrap())
+            .into_iter()
+            .filter(|&pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            })
+            .count()
+    };
+    assert!(eventually(GUARD, || sleeper() == 1));
+    drop(spawn);
+    assert!(eventually(GUARD, || sleeper() == 0), "still running");
+
+    // Polled later, in a runtime built meanwhile, it is the same process.
+    std::fs::remove_file(&flag).unwrap();
+    net_runner::prefork_shepherd().unwrap();
+    let spawn = Command::new("sh")
+        .args(["-c", &format!("touch {}; echo hi", flag.display())])
+        .output();
+    assert!(eventually(GUARD, || flag.exists()), "not started unpolled");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt.block_on(spawn).unwrap();
     assert!(out.status.success());
+    assert_eq!(out.stdout, b"hi\n");
+}
+
+fn then_exec() {
+    assert_eq!(net_runner::prestarted_idle(), 0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt
+        .block_on(
+            Command::new("sh")
+                .args(["-c", "cat /proc/$PPID/comm"])
+                .output(),
+        )
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"netrunner-sheph\n");
 }
 
 fn refused_when_threaded() {

@@ -778,16 +778,25 @@ fn build_command(spec: &Spec) -> Command {
     cmd
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+/// The runtime's handle: a current-thread runtime driven by a thread of
+/// its own, which is what a one-worker multi-thread runtime is, without
+/// the multi-thread scheduler's code (and its `libm` dependency, which
+/// would reach the `netrunner` CLI through the workspace's shared tokio
+/// features).
+fn runtime() -> &'static tokio::runtime::Handle {
+    static RT: OnceLock<tokio::runtime::Handle> = OnceLock::new();
     RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("netrunner-nif")
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
-            .expect("net_runner_nif: cannot start its tokio runtime")
+            .expect("net_runner_nif: cannot start its tokio runtime");
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("netrunner-nif".into())
+            .spawn(move || rt.block_on(std::future::pending::<()>()))
+            .expect("net_runner_nif: cannot start its runtime thread");
+        handle
     })
 }
 
