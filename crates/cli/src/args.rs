@@ -769,6 +769,21 @@ impl RunArgs {
     }
 }
 
+/// Whether `argv` asks to run a program, judged before parsing it (to
+/// start the shepherd meanwhile): `run` or `timeout`, with no request for
+/// help or the version among netrunner's own arguments. A wrong guess
+/// costs time, never behaviour: a shepherd nobody asks for exits with us.
+pub(crate) fn will_run(argv: &[OsString]) -> bool {
+    let Some(sub) = argv.get(1) else {
+        return false;
+    };
+    (sub == "run" || sub == "timeout")
+        && !argv[2..]
+            .iter()
+            .take_while(|a| *a != "--")
+            .any(|a| ["-h", "--help", "-V", "--version"].iter().any(|h| a == h))
+}
+
 /// Parses the command line. `Err` carries how to exit right away: after
 /// `--help` or `--version` (already printed) with 0, on a usage error with
 /// 125 and a one-line message.
@@ -832,6 +847,29 @@ pub(crate) fn usage_error(e: &clap::Error, sub: &str) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn will_run_only_for_a_run_without_help() {
+        let os = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        for yes in [
+            &["netrunner", "run", "--", "true"][..],
+            &["netrunner", "run", "--timeout", "5s", "--", "ls", "--help"],
+            &["netrunner", "timeout", "5", "true"],
+        ] {
+            assert!(will_run(&os(yes)), "{yes:?}");
+        }
+        for no in [
+            &["netrunner"][..],
+            &["netrunner", "--help"],
+            &["netrunner", "help", "run"],
+            &["netrunner", "daemon", "--", "server"],
+            &["netrunner", "run", "--help"],
+            &["netrunner", "run", "-V", "--", "true"],
+            &["netrunner", "timeout", "-h"],
+        ] {
+            assert!(!will_run(&os(no)), "{no:?}");
+        }
+    }
 
     fn run_args(argv: &[&str]) -> Result<RunArgs, Exit> {
         let full = ["netrunner", "run"].iter().chain(argv).copied();

@@ -36,18 +36,23 @@ use args::CliCommand;
 use exit::Exit;
 
 fn main() {
-    let cli = match args::parse(std::env::args_os()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // One run, one shepherd: none kept started ahead of time, but the one
+    // we need forked now, while we have a single thread, which costs far
+    // less than exec'ing the shepherd binary; forked before parsing, so
+    // that it gets ready while we parse. When that cannot be done (or the
+    // command line asks for help), the spawn execs one as usual, from a
+    // file cached for the user: a private copy in memory per run would be
+    // most of its cost.
+    net_runner::set_prestarted_shepherds(0);
+    net_runner::set_shepherd_file_cache(true);
+    if args::will_run(&argv) {
+        let _ = net_runner::prefork_shepherd();
+    }
+    let cli = match args::parse(argv) {
         Ok(cli) => cli,
         Err(exit) => finish(exit),
     };
-    // One run, one shepherd: none kept started ahead of time, but the one
-    // we need forked now, while we have a single thread, which costs far
-    // less than exec'ing the shepherd binary. When that cannot be done,
-    // the spawn execs one as usual, from a file cached for the user: a
-    // private copy in memory per run would be most of its cost.
-    net_runner::set_prestarted_shepherds(0);
-    net_runner::set_shepherd_file_cache(true);
-    let _ = net_runner::prefork_shepherd();
     let rt;
     let exit = match cli.command {
         CliCommand::Run(run) => {
