@@ -221,6 +221,33 @@ fn ctrl_z_stops_both_and_fg_resumes_both() {
 }
 
 #[test]
+fn ctrl_z_then_bg_runs_both_in_the_background() {
+    let t = Term::new();
+    let p = Marker::new();
+    t.netrunner(&p, "-- sh -c 'echo waiting; sleep 1; echo fin''ished'");
+    t.wait_until(|s| s.lines().any(|l| l.trim() == "waiting"), "waiting");
+    let program = p.pids();
+    assert!(!program.is_empty(), "{program:?}");
+    t.keys(&["C-z"]);
+    t.wait_for("Stopped");
+    assert_eq!(state(program[0]), Some('T'));
+    t.line("bg");
+    // Continued in the background: the shell has the terminal meanwhile,
+    // and the program runs to its end.
+    t.wait_until(|_| state(program[0]) != Some('T'), "the program continued");
+    t.line("echo typed-meanwhile");
+    t.wait_until(
+        |s| s.lines().any(|l| l.trim() == "typed-meanwhile"),
+        "the shell's own output",
+    );
+    t.wait_until(|s| s.lines().any(|l| l.contains("finished")), "finished");
+    t.line("wait; echo rc=$?");
+    t.wait_for("rc=0");
+    p.assert_gone();
+    finish(t);
+}
+
+#[test]
 fn the_program_sees_a_terminal_and_keeps_the_order_of_its_lines() {
     let t = Term::new();
     let p = Marker::new();

@@ -62,6 +62,12 @@ fn helper_fd_layout() {
     let Some(m) = helper_marker() else { return };
     let layout = std::env::var(LAYOUT).unwrap();
     let mut report = report_channel();
+    // Our stderr may be closed below: a failure's message goes to the
+    // report channel, which the test prints.
+    let channel = report_channel();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = writeln!(&channel, "HELPER PANIC: {info}");
+    }));
     // Fd 3 is held while the runtime is built, so that the runtime's own
     // descriptors land above it and fd 3 is free at the first spawn (where
     // the embedded shepherd's memfd used to land).
