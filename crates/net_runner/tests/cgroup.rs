@@ -471,7 +471,7 @@ fn two_hundred_runs_leak_nothing() {
     needs_cgroups!();
     let parent = unique("many");
     // Warm up: the reaper thread, the pre-started shepherd.
-    common::start_reaper();
+    rt().block_on(common::warm_up());
     Command::new("true")
         .cgroup(unique("warm"))
         .run_blocking()

@@ -14,10 +14,9 @@ fn a_thousand_sequential_spawns_leak_nothing() {
         .build()
         .unwrap();
     let m = common::marker();
-    // Warm up: the runtime, the memfd and the reaper thread are created once.
-    common::start_reaper();
     rt.block_on(async {
-        Command::new("true").run().await.unwrap();
+        // Warm up: the runtime, the memfd and the reaper thread are created once.
+        common::warm_up().await;
         // ...and the pre-started shepherd pool refills to its size.
         assert!(common::eventually(
             common::GUARD,

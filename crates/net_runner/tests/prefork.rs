@@ -44,6 +44,14 @@ fn main() {
     println!("prefork: all passed");
 }
 
+/// A current-thread runtime: no thread of its own.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn check(name: &str, f: fn()) {
     println!("prefork: {name} ...");
     f();
@@ -146,10 +154,7 @@ fn forked_shepherd_looks_execd() {
 fn spawn_uses_it() {
     let forked = shepherd_children();
     assert_eq!(forked.len(), 1);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let mut p = Command::new("sh")
             .args([
@@ -166,10 +171,7 @@ fn spawn_uses_it() {
             "the forked shepherd was not used"
         );
         assert_eq!(net_runner::prestarted_idle(), 0);
-        let mut out = Vec::new();
-        while let Some(chunk) = p.read().await.unwrap() {
-            out.extend_from_slice(&chunk);
-        }
+        let out = common::read_all(&mut p).await;
         let mut err = Vec::new();
         while let Some(chunk) = p.read_stderr().await.unwrap() {
             err.extend_from_slice(&chunk);
@@ -223,10 +225,7 @@ fn starts_before_the_first_poll() {
         .args(["-c", &format!("touch {}; echo hi", flag.display())])
         .output();
     assert!(eventually(GUARD, || flag.exists()), "not started unpolled");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let out = rt.block_on(spawn).unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, b"hi\n");
@@ -234,10 +233,7 @@ fn starts_before_the_first_poll() {
 
 fn then_exec() {
     assert_eq!(net_runner::prestarted_idle(), 0);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let out = rt
         .block_on(
             Command::new("sh")

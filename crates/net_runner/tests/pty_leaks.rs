@@ -15,8 +15,8 @@ fn five_hundred_pty_runs_leak_no_fd_and_no_process() {
         .build()
         .unwrap();
     let m = common::marker();
-    common::start_reaper();
     rt.block_on(async {
+        common::warm_up().await;
         Command::new("true").pty(24, 80).run().await.unwrap();
         assert!(eventually(common::GUARD, || net_runner::prestarted_idle() == 1));
         let fds_before = common::settled_fd_count();

@@ -346,31 +346,3 @@ pub async fn read_all(p: &mut net_runner::Process) -> Vec<u8> {
     }
     out
 }
-
-/// Starts the library's reaper thread (with its eventfd), which the library
-/// starts on the first drop of a process whose shepherd is still running:
-/// a once-per-process cost that a warm-up takes before counting
-/// descriptors or threads.
-pub fn start_reaper() {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let p = net_runner::Command::new("sleep")
-                    .arg("30")
-                    .kill_timeout(Duration::from_millis(100))
-                    .spawn()
-                    .await
-                    .unwrap();
-                drop(p);
-            });
-        });
-    });
-    assert!(
-        eventually(GUARD, || net_runner::pending_reaps() == 0),
-        "the warm-up's shepherd was not reaped"
-    );
-}
