@@ -157,3 +157,37 @@ fn stdio_is_inherited_and_order_is_kept() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n2\n3\nhello\n");
 }
+
+/// An ELF program whose loader (`PT_INTERP`) is missing: 127 as with
+/// timeout(1), and the message names the loader, not the program.
+#[test]
+fn a_missing_elf_loader_is_named() {
+    let dir = temp_dir();
+    let mut elf = std::fs::read("/bin/true").unwrap();
+    // The loader's path, NUL-terminated in the file: spoil one letter of
+    // its name so that it names nothing.
+    let Some(at) = elf.windows(3).position(|w| w == b"ld-") else {
+        println!("skipped: /bin/true names no ld- loader");
+        return;
+    };
+    let start = elf[..at].iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
+    let end = at + elf[at..].iter().position(|&b| b == 0).unwrap();
+    elf[at] = b'X';
+    let loader = String::from_utf8(elf[start..end].to_vec()).unwrap();
+    assert!(loader.starts_with('/') && !std::path::Path::new(&loader).exists());
+    let program = dir.path().join("no-loader");
+    std::fs::write(&program, &elf).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let program = program.to_str().unwrap();
+    let (code, err) = run(netrunner(&["timeout", "5", program]));
+    assert_eq!(code, 127, "{err}");
+    assert!(
+        err.contains(&format!("interpreter not found: {loader} (for {program})")),
+        "{err}"
+    );
+    if have_timeout() {
+        let mut t = Command::new("timeout");
+        t.args(["5", program]);
+        assert_eq!(run(t).0, 127);
+    }
+}

@@ -96,8 +96,8 @@ pub enum Error {
     InterpreterNotFound {
         /// The program's path, as found in `PATH`.
         program: OsString,
-        /// What its `#!` line names; empty when there is none (an ELF
-        /// program whose loader is missing).
+        /// What its `#!` line names, or an ELF program's loader
+        /// (`PT_INTERP`); empty when the file could not be read to say.
         interpreter: OsString,
     },
     /// A `NETRUNNER_*` environment variable the library reads holds a value

@@ -70,23 +70,95 @@ impl Passed {
     }
 }
 
-/// The interpreter a script's `#!` line names (its first word), if the
-/// file starts with one.
+/// The interpreter `path` asks the kernel for: the first word of a
+/// script's `#!` line, or an ELF program's loader (its `PT_INTERP`); empty
+/// when the file has neither or cannot be read.
 pub(crate) fn interpreter_of(path: &[u8]) -> Vec<u8> {
-    use std::io::Read;
     use std::os::unix::ffi::OsStrExt;
-    let mut head = [0u8; 256];
-    let n = std::fs::File::open(std::ffi::OsStr::from_bytes(path))
-        .and_then(|mut f| f.read(&mut head))
-        .unwrap_or(0);
-    let Some(line) = head[..n].strip_prefix(b"#!") else {
+    let Ok(file) = std::fs::File::open(std::ffi::OsStr::from_bytes(path)) else {
         return Vec::new();
     };
-    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
-    line.split(|b| b.is_ascii_whitespace())
-        .find(|w| !w.is_empty())
-        .unwrap_or_default()
-        .to_vec()
+    let mut head = [0u8; 256];
+    let n = read_at(&file, 0, &mut head);
+    let head = &head[..n];
+    if let Some(line) = head.strip_prefix(b"#!") {
+        let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+        return line
+            .split(|b| b.is_ascii_whitespace())
+            .find(|w| !w.is_empty())
+            .unwrap_or_default()
+            .to_vec();
+    }
+    elf_interpreter(head, |offset, buf| read_at(&file, offset, buf)).unwrap_or_default()
+}
+
+/// Reads at `offset` as much of `buf` as the file has there.
+fn read_at(file: &std::fs::File, offset: u64, buf: &mut [u8]) -> usize {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => done += n,
+        }
+    }
+    done
+}
+
+/// The `PT_INTERP` path of the ELF file whose first bytes are `head`
+/// (32 or 64 bits, either byte order), reading the rest with `read_at`.
+fn elf_interpreter(head: &[u8], read_at: impl Fn(u64, &mut [u8]) -> usize) -> Option<Vec<u8>> {
+    const PT_INTERP: u32 = 3;
+    if head.get(..4)? != b"\x7fELF" {
+        return None;
+    }
+    let wide = match head.get(4)? {
+        1 => false,
+        2 => true,
+        _ => return None,
+    };
+    let little = match head.get(5)? {
+        1 => true,
+        2 => false,
+        _ => return None,
+    };
+    let uint = |bytes: &[u8]| -> u64 {
+        let mut v = 0u64;
+        for (i, &b) in bytes.iter().enumerate() {
+            let shift = if little { i } else { bytes.len() - 1 - i };
+            v |= u64::from(b) << (8 * shift);
+        }
+        v
+    };
+    let field = |at: usize, len: usize| head.get(at..at + len).map(uint);
+    // e_phoff, e_phentsize, e_phnum; then p_type, p_offset, p_filesz.
+    let (phoff, phentsize, phnum) = if wide {
+        (field(0x20, 8)?, field(0x36, 2)?, field(0x38, 2)?)
+    } else {
+        (field(0x1c, 4)?, field(0x2a, 2)?, field(0x2c, 2)?)
+    };
+    let (offset_at, size_at, word) = if wide { (8, 32, 8) } else { (4, 16, 4) };
+    let mut entry = vec![0u8; usize::try_from(phentsize).ok()?.min(256)];
+    if entry.len() < size_at + word {
+        return None;
+    }
+    for i in 0..phnum.min(256) {
+        if read_at(phoff + i * phentsize, &mut entry) < entry.len() {
+            return None;
+        }
+        if uint(&entry[..4]) != u64::from(PT_INTERP) {
+            continue;
+        }
+        let len = usize::try_from(uint(&entry[size_at..size_at + word])).ok()?;
+        let mut path = vec![0u8; len.min(4096)];
+        let n = read_at(uint(&entry[offset_at..offset_at + word]), &mut path);
+        path.truncate(n);
+        // NUL-terminated in the file.
+        let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+        path.truncate(end);
+        return (!path.is_empty()).then_some(path);
+    }
+    None
 }
 
 /// Signals the shepherd ignores (it resets every other disposition at
@@ -339,4 +411,67 @@ fn resource(r: RlimitResource) -> Resource {
 
 fn os_errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+#[cfg(test)]
+mod elf_tests {
+    use super::elf_interpreter;
+
+    /// A 32-bit big-endian ELF header with one `PT_NOTE` and one
+    /// `PT_INTERP` program header, the loader's path after them.
+    fn elf32_be(loader: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 0x34];
+        f[..6].copy_from_slice(b"\x7fELF\x01\x02");
+        f[0x1c..0x20].copy_from_slice(&0x34u32.to_be_bytes()); // e_phoff
+        f[0x2a..0x2c].copy_from_slice(&32u16.to_be_bytes()); // e_phentsize
+        f[0x2c..0x2e].copy_from_slice(&2u16.to_be_bytes()); // e_phnum
+        let path_at = 0x34 + 2 * 32;
+        for p_type in [4u32, 3] {
+            let mut ph = [0u8; 32];
+            ph[..4].copy_from_slice(&p_type.to_be_bytes());
+            ph[4..8].copy_from_slice(&(path_at as u32).to_be_bytes());
+            ph[16..20].copy_from_slice(&(loader.len() as u32 + 1).to_be_bytes());
+            f.extend_from_slice(&ph);
+        }
+        f.extend_from_slice(loader);
+        f.push(0);
+        f
+    }
+
+    fn interp_of(file: &[u8]) -> Option<Vec<u8>> {
+        let read_at = |offset: u64, buf: &mut [u8]| {
+            let data = file.get(offset as usize..).unwrap_or_default();
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            n
+        };
+        elf_interpreter(&file[..file.len().min(256)], read_at)
+    }
+
+    #[test]
+    fn finds_the_loader_of_a_32_bit_big_endian_program() {
+        let f = elf32_be(b"/lib/ld.so.1");
+        assert_eq!(interp_of(&f).as_deref(), Some(&b"/lib/ld.so.1"[..]));
+    }
+
+    #[test]
+    fn finds_the_loader_of_this_machine_s_programs() {
+        let f = std::fs::read("/bin/sh").unwrap();
+        let loader = interp_of(&f).expect("/bin/sh has a loader");
+        assert!(loader.starts_with(b"/"), "{loader:?}");
+        assert!(
+            std::path::Path::new(std::ffi::OsStr::new(std::str::from_utf8(&loader).unwrap()))
+                .exists()
+        );
+    }
+
+    #[test]
+    fn truncated_or_foreign_files_have_none() {
+        let f = elf32_be(b"/lib/ld.so.1");
+        for cut in [3, 6, 0x30, 0x40, 0x60] {
+            assert_eq!(interp_of(&f[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(interp_of(b"#!/bin/sh\n"), None);
+        assert_eq!(interp_of(b""), None);
+    }
 }
