@@ -268,3 +268,24 @@ fn the_program_sees_a_terminal_and_keeps_the_order_of_its_lines() {
     p.assert_gone();
     finish(t);
 }
+
+/// With `stty tostop`, a background process that writes to the terminal
+/// is stopped (SIGTTOU). netrunner's own lines, written while the program
+/// holds the terminal for it, must get through.
+#[test]
+fn verbose_lines_get_through_a_tostop_terminal() {
+    let t = Term::new();
+    let p = Marker::new();
+    t.line("stty tostop");
+    t.netrunner(&p, "--verbose --timeout 0.3s -- sleep 30; echo rc=$?");
+    t.wait_for("rc=124");
+    let screen = t.screen(false);
+    assert!(
+        screen.contains("netrunner: sending signal TERM"),
+        "{screen}"
+    );
+    assert!(!screen.contains("Stopped"), "{screen}");
+    p.assert_gone();
+    t.line("stty -tostop");
+    finish(t);
+}
