@@ -38,7 +38,8 @@ job is stopped (the shepherd sends SIGCONT with the stop signal).
 
 --pipe, --max-output and --idle-timeout need to see the bytes: then the
 output goes through pipes, with backpressure (a slow reader slows the
-program down) and byte counts.
+program down) and byte counts. Job control is the same there while the
+program reads netrunner's stdin (not with --pipe, --input or --pty).
 
 PROGRAM is looked up in the PATH of the program's environment (or the
 default system PATH when it has none) unless it contains a '/'; a file
@@ -619,9 +620,11 @@ pub(crate) struct RunArgs {
     /// backpressure and byte counts) instead of handing it netrunner's own
     ///
     /// Implied by --max-output and --idle-timeout, which need to see the
-    /// bytes. The program's stdin is then empty unless --input is given,
-    /// and it runs in a background process group (it cannot read the
-    /// terminal; netrunner forwards Ctrl-C and Ctrl-Z to it).
+    /// bytes; those alone still give the program netrunner's stdin and, at
+    /// a terminal, the terminal's foreground, as without pipes. With
+    /// --pipe the program's stdin is empty unless --input is given, and it
+    /// runs in a background process group (it cannot read the terminal;
+    /// netrunner forwards Ctrl-C and Ctrl-Z to it).
     #[arg(long)]
     pub pipe: bool,
 
