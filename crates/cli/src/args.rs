@@ -33,12 +33,15 @@ terminal and netrunner is in the foreground, the program's process group
 becomes the terminal's foreground group: Ctrl-C and Ctrl-\\ reach it
 directly, Ctrl-Z stops it and then netrunner (the shell shows the job
 stopped), fg and bg continue both. netrunner takes the terminal back when
-the program exits. With --timeout the deadline keeps running while the
+the program exits. In a pipeline (netrunner's stdout a pipe) the terminal
+stays with the pipeline's other commands (`netrunner run -- make | less`)
+unless --foreground asks for it. With --timeout the deadline keeps running while the
 job is stopped (the shepherd sends SIGCONT with the stop signal).
 
 --pipe, --max-output and --idle-timeout need to see the bytes: then the
 output goes through pipes, with backpressure (a slow reader slows the
-program down) and byte counts.
+program down) and byte counts. Job control is the same there while the
+program reads netrunner's stdin (not with --pipe, --input or --pty).
 
 PROGRAM is looked up in the PATH of the program's environment (or the
 default system PATH when it has none) unless it contains a '/'; a file
@@ -164,8 +167,9 @@ pub(crate) struct TimeoutArgs {
     /// Exit with COMMAND's status even when it timed out
     #[arg(long)]
     pub preserve_status: bool,
-    /// Accepted for timeout(1) compatibility: netrunner always lets COMMAND
-    /// read the terminal when it runs in the foreground
+    /// Let COMMAND read the terminal even in a pipeline (netrunner's stdout
+    /// a pipe); elsewhere it always can when netrunner runs in the
+    /// terminal's foreground
     #[arg(long)]
     pub foreground: bool,
     /// Say on stderr when a signal is sent on timeout
@@ -195,6 +199,9 @@ impl TimeoutArgs {
         }
         if self.preserve_status {
             argv.push("--preserve-status".into());
+        }
+        if self.foreground {
+            argv.push("--foreground".into());
         }
         if self.verbose {
             argv.push("--verbose".into());
@@ -619,11 +626,20 @@ pub(crate) struct RunArgs {
     /// backpressure and byte counts) instead of handing it netrunner's own
     ///
     /// Implied by --max-output and --idle-timeout, which need to see the
-    /// bytes. The program's stdin is then empty unless --input is given,
-    /// and it runs in a background process group (it cannot read the
-    /// terminal; netrunner forwards Ctrl-C and Ctrl-Z to it).
+    /// bytes; those alone still give the program netrunner's stdin and, at
+    /// a terminal, the terminal's foreground, as without pipes. With
+    /// --pipe the program's stdin is empty unless --input is given, and it
+    /// runs in a background process group (it cannot read the terminal;
+    /// netrunner forwards Ctrl-C and Ctrl-Z to it).
     #[arg(long)]
     pub pipe: bool,
+
+    /// At a terminal, give the program the terminal's foreground even when
+    /// netrunner's stdout is a pipe. By default a pipeline's other commands
+    /// keep it (`netrunner run -- make | less`: the pager needs it); the
+    /// program then cannot read the terminal (timeout(1)'s --foreground)
+    #[arg(long)]
+    pub foreground: bool,
 
     /// On --timeout, exit with the program's status instead of 124
     /// (timeout(1)'s --preserve-status)
@@ -1195,6 +1211,7 @@ mod tests {
         let a = t(&["--foreground", "5m", "make"]);
         assert_eq!(a.timeout, Some(Duration::from_secs(300)));
         assert_eq!(a.command, ["make"]);
+        assert!(a.foreground && !t(&["5m", "make"]).foreground);
         let e = parse(["netrunner", "timeout", "5x", "true"]).unwrap_err();
         let msg = e.message.unwrap();
         assert!(

@@ -1,6 +1,8 @@
 //! netrunner as a job of its shell: stopping itself after its program
 //! stopped, and dying of the signal its program died of.
 
+use std::io::Write as _;
+
 use rustix::process::{self, Signal};
 use rustix::termios;
 
@@ -62,9 +64,38 @@ pub(crate) fn die_of(signal: i32, whole_group: bool) -> ! {
     std::process::exit(128 + signal)
 }
 
-/// Whether netrunner can hand the terminal to its program: its stdin is a
-/// terminal and its process group is that terminal's foreground group.
-pub(crate) fn in_terminal_foreground() -> bool {
+/// Whether the program (which reads netrunner's stdin) gets the terminal's
+/// foreground for the run: netrunner's stdin is a terminal and its process
+/// group is that terminal's foreground group, and either netrunner's
+/// stdout is not a pipe or `insist` (`--foreground`). A pipe on stdout at
+/// a terminal is a pipeline (`netrunner run -- make | less`) whose other
+/// commands share netrunner's group and may need the terminal themselves:
+/// a pager would lose it to the program and stop.
+pub(crate) fn program_gets_terminal(insist: bool) -> bool {
     let stdin = rustix::stdio::stdin();
-    termios::isatty(stdin) && termios::tcgetpgrp(stdin).is_ok_and(|pgrp| pgrp == process::getpgrp())
+    let foreground = termios::isatty(stdin)
+        && termios::tcgetpgrp(stdin).is_ok_and(|pgrp| pgrp == process::getpgrp());
+    foreground && (insist || !stdout_is_pipe())
+}
+
+fn stdout_is_pipe() -> bool {
+    use rustix::fs::FileType;
+    rustix::fs::fstat(rustix::stdio::stdout()).is_ok_and(|st| {
+        matches!(
+            FileType::from_raw_mode(st.st_mode),
+            FileType::Fifo | FileType::Socket
+        )
+    })
+}
+
+/// Before a run whose program holds the terminal for us: netrunner's own
+/// writes to it (`--verbose` lines, failures, the program's output in pipe
+/// mode) then come from a background group, which a `stty tostop`
+/// terminal stops with SIGTTOU. Ignored, a writer writes anyway; the
+/// shepherd resets it for the program, and [`stop_self`] sets the default
+/// action for its own use of it.
+pub(crate) fn write_from_background() {
+    if let Err(e) = sys::ignore(libc::SIGTTOU) {
+        let _ = writeln!(std::io::stderr(), "netrunner: cannot ignore SIGTTOU: {e}");
+    }
 }

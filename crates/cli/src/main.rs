@@ -53,14 +53,6 @@ fn main() {
         Ok(cli) => cli,
         Err(exit) => finish(exit),
     };
-    if matches!(cli.command, CliCommand::Run(_)) && job::in_terminal_foreground() {
-        // The program will hold the terminal for us: our own lines
-        // (`--verbose`, failures) must still get through a `stty tostop`
-        // terminal, which would stop a background writer with SIGTTOU.
-        // The shepherd resets every disposition: the program gets the
-        // default.
-        let _ = sys::ignore(libc::SIGTTOU);
-    }
     let rt;
     let exit = match cli.command {
         CliCommand::Run(run) => {

@@ -7,7 +7,9 @@
 //! one `select!` loop over signals sent to netrunner (forwarded to the
 //! program's process group), the write of the current chunk (at most one at
 //! a time, so nothing more is read from the program until it is written),
-//! and the program's next chunk of output.
+//! and the program's next chunk of output or stop. At a terminal both
+//! modes hand the program the terminal's foreground when it reads
+//! netrunner's stdin, and follow its stops as a shell does.
 
 use std::fs::File;
 use std::io::{self, Write as _};
@@ -15,8 +17,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use net_runner::{Chunk, End, Process, ProcessEvent, ProcessHandle, Signal, Stdio};
+use net_runner::{Chunk, End, Process, ProcessEvent, ProcessHandle, Signal, Stdio, StreamEvent};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use tokio::signal::unix::{signal, SignalKind};
@@ -244,7 +245,12 @@ impl Transparent {
         if args.stderr == StderrMode::Consume {
             cmd.stderr(net_runner::Stderr::Inherit);
         }
-        let foreground = job::in_terminal_foreground();
+        // Also with `--input FILE`: a program may open /dev/tty itself
+        // (ssh's password prompt).
+        let foreground = job::program_gets_terminal(args.foreground);
+        if foreground {
+            job::write_from_background();
+        }
         cmd.foreground(foreground);
         sys::block_for_thread(&HANDLED_SIGNALS)
             .map_err(|e| Exit::failure(exit::FAILURE, format!("cannot block signals: {e}")))?;
@@ -362,14 +368,26 @@ fn exit_for(
 
 /// Piped mode: starts the program and streams its output. `Err` when it
 /// could not be started (nothing ran, so there are no statistics).
+///
+/// When the program reads our own stdin and that is the terminal whose
+/// foreground we hold, it gets the foreground as in transparent mode (it
+/// can read the terminal; Ctrl-C, Ctrl-\ and Ctrl-Z reach it, and we follow
+/// its stops); otherwise it runs in a background group and we forward
+/// Ctrl-C and Ctrl-Z ourselves.
 async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
     let mut cmd = args.to_command();
+    let mut foreground = false;
     match args.input_source() {
         // --max-output or --idle-timeout alone: the program still reads
         // our stdin; an explicit --pipe keeps it empty, and so does --pty
         // (its terminal reads end of file at once; `--input -` feeds it).
         None if !args.pipe && !args.pty => {
             cmd.stdin(Stdio::inherit());
+            foreground = job::program_gets_terminal(args.foreground);
+            if foreground {
+                job::write_from_background();
+            }
+            cmd.foreground(foreground);
         }
         None => {}
         Some(InputSource::Stdin) => {
@@ -406,6 +424,7 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
     let mut abandoned = false;
     let mut pending: Option<(Target, JoinHandle<io::Result<()>>)> = None;
     let mut stderr_open = true;
+    let mut stop_requested = false;
 
     let mut owner_gone = false;
     let exit = loop {
@@ -416,11 +435,18 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
             Some(()) = signals.hup.recv() => forward(&handle, Signal::Hup, &mut forwarded),
             Some(()) = signals.quit.recv() => forward(&handle, Signal::Quit, &mut forwarded),
             Some(()) = signals.tstp.recv() => {
-                // The program runs in a background group here: stop it,
-                // then ourselves; continue it when we are continued.
                 let _ = handle.kill(Signal::Tstp);
-                job::stop_self(libc::SIGTSTP);
-                let _ = handle.kill(Signal::Cont);
+                if foreground {
+                    // Sent to us alone (Ctrl-Z goes to the program, which
+                    // has the terminal): we stop once it has stopped (its
+                    // event below).
+                    stop_requested = true;
+                } else {
+                    // The program runs in a background group: stop
+                    // ourselves now; continue it when we are continued.
+                    job::stop_self(libc::SIGTSTP);
+                    let _ = handle.kill(Signal::Cont);
+                }
             }
             line = next_verbose(&mut verbose) => {
                 let _ = writeln!(io::stderr(), "netrunner: {line}");
@@ -450,25 +476,45 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
                 abandoned = true;
                 pending = None;
             }
-            item = stream.next(), if pending.is_none() => match item {
-                None => break match stream.status() {
-                    Some(status) => exit_for(args, status, stream.stats().end, forwarded, false),
+            item = stream.next_event(), if pending.is_none() => match item {
+                Ok(None) => break match stream.status() {
+                    Some(status) => {
+                        exit_for(args, status, stream.stats().end, forwarded, foreground)
+                    }
                     None => Exit::failure(exit::FAILURE, "the program's exit status was lost"),
                 },
-                Some(Err(e)) => break Exit::from_io(&e, args.preserve_status),
-                Some(Ok(_)) if abandoned => {}
-                // A file or /dev/null never blocks for long: write it here
-                // instead of a blocking-pool round trip per chunk.
-                Some(Ok(Chunk::Stdout(bytes))) if Target::Stdout.never_blocks() => {
-                    if let Err(e) = write_all_fd(Target::Stdout.fd(), &bytes) {
-                        break Exit::failure(exit::FAILURE, format!("cannot write to stdout: {e}"));
+                Err(e) => break Exit::from_io(&e, args.preserve_status),
+                Ok(Some(StreamEvent::Stopped(sig))) if foreground || stop_requested => {
+                    stop_requested = false;
+                    // As in transparent mode: the library took the
+                    // terminal back already; once we are continued (fg or
+                    // bg), so is the program.
+                    job::stop_self(sig);
+                    if let Err(e) = stream.resume() {
+                        let _ = writeln!(io::stderr(), "netrunner: cannot continue the program: {e}");
                     }
                 }
-                Some(Ok(Chunk::Stdout(bytes))) => pending = Some(write(Target::Stdout, bytes)),
-                Some(Ok(Chunk::Stderr(bytes))) if stderr_open => {
-                    pending = Some(write(Target::Stderr, bytes));
-                }
-                Some(Ok(Chunk::Stderr(_))) => {}
+                Ok(Some(StreamEvent::Chunk(chunk))) if !abandoned => match chunk {
+                    // A file or /dev/null never blocks for long: write it
+                    // here instead of a blocking-pool round trip per chunk.
+                    Chunk::Stdout(bytes) if Target::Stdout.never_blocks() => {
+                        if let Err(e) = write_all_fd(Target::Stdout.fd(), &bytes) {
+                            break Exit::failure(
+                                exit::FAILURE,
+                                format!("cannot write to stdout: {e}"),
+                            );
+                        }
+                    }
+                    Chunk::Stdout(bytes) => pending = Some(write(Target::Stdout, bytes)),
+                    Chunk::Stderr(bytes) if stderr_open => {
+                        pending = Some(write(Target::Stderr, bytes));
+                    }
+                    Chunk::Stderr(_) => {}
+                },
+                // Output past the abandoned write; the stops of a program
+                // in a background group (ours to follow only when Ctrl-Z
+                // reached us, above); continues.
+                Ok(Some(_)) => {}
             }
         }
     };

@@ -63,7 +63,9 @@ pub(crate) fn reset_to_default(signal: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// `signal(signal, SIG_IGN)`.
+/// `signal(signal, SIG_IGN)`: ignore `signal` from now on (threads
+/// included; a program started later gets it back at default from the
+/// shepherd, which resets every disposition).
 pub(crate) fn ignore(signal: i32) -> io::Result<()> {
     // SAFETY: `SIG_IGN` installs no handler, so no code of ours can run
     // in signal context because of it.

@@ -134,10 +134,43 @@ impl Drop for Term {
     }
 }
 
+/// The fields of `/proc/PID/stat` after the command name: state, ppid,
+/// pgrp, session, tty_nr, tpgid, ...
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(
+        stat[stat.rfind(')')? + 2..]
+            .split(' ')
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
 /// The state letter of a process (`S`, `T`, ...) from /proc.
 fn state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
+    stat_fields(pid)?.first()?.chars().next()
+}
+
+/// The foreground process group of the process's controlling terminal.
+fn terminal_foreground(pid: i32) -> Option<i32> {
+    stat_fields(pid)?.get(5)?.parse().ok()
+}
+
+/// Pipe mode (`--max-output`, which leaves the program netrunner's stdin)
+/// for the job-control tests that run in both modes.
+const PIPED: &str = "--max-output 1M";
+
+/// Waits until `program` has exactly one process, and returns its pid.
+fn the_one(program: &Marker) -> i32 {
+    let start = Instant::now();
+    loop {
+        let pids = program.pids();
+        if pids.len() == 1 {
+            return pids[0];
+        }
+        assert!(start.elapsed() < GUARD, "the program: {pids:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Ends a test: the session's processes (bash included, once the session
@@ -172,19 +205,29 @@ fn a_password_prompt_reads_the_terminal() {
 
 #[test]
 fn ctrl_c_ends_the_program_and_the_calling_script() {
+    ctrl_c_ends_the_program_and_the_calling_script_in("");
+}
+
+#[test]
+fn pipe_mode_ctrl_c_ends_the_program_and_the_calling_script() {
+    ctrl_c_ends_the_program_and_the_calling_script_in(PIPED);
+}
+
+fn ctrl_c_ends_the_program_and_the_calling_script_in(mode: &str) {
     let t = Term::new();
     let p = Marker::new();
     t.line(&format!(
-        "bash -c '{} run --env {} -- sleep 100; echo AFTER'",
+        "bash -c '{} run --env {} {mode} -- sleep 100; echo AFTER'",
         bin(),
         p.env()
     ));
-    // The program runs (and has the terminal) before Ctrl-C is typed.
-    let start = Instant::now();
-    while p.pids().is_empty() {
-        assert!(start.elapsed() < GUARD, "sleep never started");
-        thread::sleep(Duration::from_millis(20));
-    }
+    // The program runs, and has the terminal, before Ctrl-C is typed: the
+    // terminal sends it to the program's group alone.
+    let program = the_one(&p);
+    t.wait_until(
+        |_| terminal_foreground(program) == Some(program),
+        "the program's group in the foreground",
+    );
     t.keys(&["C-c"]);
     t.wait_until(|s| s.matches("NRPROMPT:").count() == 2, "the next prompt");
     t.line("echo rc=$?");
@@ -198,20 +241,35 @@ fn ctrl_c_ends_the_program_and_the_calling_script() {
 
 #[test]
 fn ctrl_z_stops_both_and_fg_resumes_both() {
+    ctrl_z_stops_both_and_fg_resumes_both_in("");
+}
+
+#[test]
+fn pipe_mode_ctrl_z_stops_both_and_fg_resumes_both() {
+    ctrl_z_stops_both_and_fg_resumes_both_in(PIPED);
+}
+
+fn ctrl_z_stops_both_and_fg_resumes_both_in(mode: &str) {
     let t = Term::new();
     let p = Marker::new();
-    t.netrunner(&p, "-- sh -c 'echo waiting; read x; echo got $x'");
+    t.netrunner(
+        &p,
+        &format!("{mode} -- sh -c 'echo waiting; read x; echo got $x'"),
+    );
     // A line of its own: the command line shows the word too.
     t.wait_until(|s| s.lines().any(|l| l.trim() == "waiting"), "waiting");
-    let program = p.pids();
-    assert_eq!(program.len(), 1, "{program:?}");
+    let program = the_one(&p);
     t.keys(&["C-z"]);
     t.wait_for("Stopped");
     // The program is stopped, not just netrunner.
-    assert_eq!(state(program[0]), Some('T'));
+    assert_eq!(state(program), Some('T'));
     t.line("fg");
     // Continued, and the terminal is the program's again: it reads it.
-    t.wait_until(|_| state(program[0]) != Some('T'), "the program continued");
+    t.wait_until(|_| state(program) != Some('T'), "the program continued");
+    t.wait_until(
+        |_| terminal_foreground(program) == Some(program),
+        "the program's group in the foreground again",
+    );
     t.line("typed");
     t.wait_until(|s| s.lines().any(|l| l.trim() == "got typed"), "got typed");
     p.assert_gone();
@@ -287,5 +345,60 @@ fn verbose_lines_get_through_a_tostop_terminal() {
     assert!(!screen.contains("Stopped"), "{screen}");
     p.assert_gone();
     t.line("stty -tostop");
+    finish(t);
+}
+
+/// Pipe mode keeps the terminal on the program's stdin, and hands it the
+/// terminal's foreground: it reads a line there (no SIGTTIN) while its
+/// output goes through netrunner's pipes.
+#[test]
+fn pipe_mode_a_program_reads_the_terminal() {
+    let t = Term::new();
+    let p = Marker::new();
+    t.netrunner(
+        &p,
+        &format!("{PIPED} -- sh -c 'test -t 1 || echo pi''ped; echo waiting; read x; echo got $x'"),
+    );
+    t.wait_until(|s| s.lines().any(|l| l.trim() == "waiting"), "waiting");
+    let program = the_one(&p);
+    assert_eq!(terminal_foreground(program), Some(program));
+    t.line("typed");
+    let screen = t.wait_until(|s| s.lines().any(|l| l.trim() == "got typed"), "got typed");
+    assert!(screen.lines().any(|l| l.trim() == "piped"), "{screen}");
+    p.assert_gone();
+    t.line("echo rc=$?");
+    t.wait_for("rc=0");
+    finish(t);
+}
+
+/// In a pipeline at a terminal (netrunner's stdout a pipe), the program
+/// leaves the terminal to the pipeline's other commands: a pager after
+/// it works. `--foreground` hands it to the program all the same.
+#[test]
+fn in_a_pipeline_the_pager_keeps_the_terminal_unless_foreground() {
+    let t = Term::new();
+    let p = Marker::new();
+    t.line(&format!(
+        "{} run --env {} -- seq 1000 | less; echo rc=$?",
+        bin(),
+        p.env()
+    ));
+    // less shows the first screen and its prompt: it has the terminal.
+    t.wait_until(
+        |s| s.lines().next().is_some_and(|l| l.trim() == "1") && s.contains("\n:"),
+        "less's first screen",
+    );
+    t.keys(&["q"]);
+    let screen = t.wait_for("rc=0");
+    assert!(!screen.contains("Stopped"), "{screen}");
+    t.line(&format!(
+        "{} run --foreground --env {} -- sh -c 'echo waiting; read x; echo got $x' | cat",
+        bin(),
+        p.env()
+    ));
+    t.wait_until(|s| s.lines().any(|l| l.trim() == "waiting"), "waiting");
+    t.line("typed");
+    t.wait_until(|s| s.lines().any(|l| l.trim() == "got typed"), "got typed");
+    p.assert_gone();
     finish(t);
 }

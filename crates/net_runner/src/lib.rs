@@ -95,7 +95,9 @@ pub use stats::{End, Stats};
 pub use status::ExitStatus;
 pub use stdio::Stdio;
 pub use stop::StopSequence;
-pub use stream::{ByteLines, Lines, ProcessStream, TaggedStream, DEFAULT_MAX_LINE_LENGTH};
+pub use stream::{
+    ByteLines, Lines, ProcessStream, StreamEvent, TaggedStream, DEFAULT_MAX_LINE_LENGTH,
+};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -64,6 +64,20 @@ pub(crate) enum Watch {
     Exited,
     /// The stop sequence asks to close stdin (reported once).
     CloseStdin,
+    /// The child stopped or continued (each change once, the latest
+    /// first; none once the exit is known).
+    Job(ProcessEvent),
+}
+
+/// What [`Process::wait_or_close_stdin`] saw.
+#[derive(Debug)]
+pub(crate) enum Waited {
+    /// The exit status (or the failure to learn it).
+    Exit(Result<ExitStatus, Error>),
+    /// The stop sequence asks to close stdin (reported once).
+    CloseStdin,
+    /// The child stopped or continued (as [`Watch::Job`]).
+    Job(ProcessEvent),
 }
 
 /// What the library knows of the child through its shepherd: the control
@@ -97,8 +111,9 @@ struct Link {
     cgroup: Option<Arc<crate::cgroup::Plan>>,
     /// The cgroup's figures, sent by the shepherd right before `Exited`.
     cgroup_report: Option<net_runner_proto::CgroupReport>,
-    /// The terminal the child was made the foreground group of.
-    terminal: Option<Terminal>,
+    /// The terminal the child was made the foreground group of (shared
+    /// with the streams, which resume the child without the `Process`).
+    terminal: Option<Arc<Terminal>>,
     /// The last stop or continue of the child not yet handed out by
     /// `wait_event` (only the latest matters: it is the current state).
     job: Option<ProcessEvent>,
@@ -232,6 +247,20 @@ impl ProcessHandle {
         }
     }
 
+    /// `SIGCONT` to the child's group, as [`Process::resume`] sends it (a
+    /// continue is no reason to call the end "killed").
+    pub(crate) fn resume_group(&self) -> Result<(), Error> {
+        match self.control.upgrade() {
+            Some(fd) => send_ignoring_gone(
+                &fd,
+                &ToShepherd::Signal {
+                    signal: Signal::Cont.as_raw(),
+                },
+            ),
+            None => Ok(()),
+        }
+    }
+
     /// Graceful stop: runs the command's stop sequence (by default SIGTERM
     /// to the group, SIGKILL after the kill timeout).
     ///
@@ -313,7 +342,7 @@ impl Process {
                 close_stdin_watched: false,
                 cgroup,
                 cgroup_report: None,
-                terminal,
+                terminal: terminal.map(Arc::new),
                 job: None,
             },
             stdin: None,
@@ -700,10 +729,8 @@ impl Process {
     pub async fn wait_event(&mut self) -> Result<ProcessEvent, Error> {
         std::future::poll_fn(|cx| {
             let polled = self.poll_status(cx);
-            if let Some(event) = self.link.job.take() {
-                if self.link.exit.is_none() {
-                    return Poll::Ready(Ok(event));
-                }
+            if let Some(event) = self.take_job() {
+                return Poll::Ready(Ok(event));
             }
             polled.map(|r| r.map(ProcessEvent::Exited))
         })
@@ -806,18 +833,35 @@ impl Process {
         })
     }
 
-    /// Like [`wait_status`](Self::wait_status), but `None` (once) when the
-    /// stop sequence asks to close stdin first.
-    pub(crate) async fn wait_or_close_stdin(&mut self) -> Option<Result<ExitStatus, Error>> {
+    /// Like [`wait_status`](Self::wait_status), but also says (once each)
+    /// when the stop sequence asks to close stdin, and when the child
+    /// stops or continues before it exits.
+    pub(crate) async fn wait_or_close_stdin(&mut self) -> Waited {
         std::future::poll_fn(|cx| {
             let polled = self.poll_status(cx);
             if self.close_stdin_requested() && !self.link.close_stdin_watched {
                 self.link.close_stdin_watched = true;
-                return Poll::Ready(None);
+                return Poll::Ready(Waited::CloseStdin);
             }
-            polled.map(Some)
+            if let Some(event) = self.take_job() {
+                return Poll::Ready(Waited::Job(event));
+            }
+            polled.map(Waited::Exit)
         })
         .await
+    }
+
+    /// The child's latest stop or continue not yet handed out; `None` (and
+    /// forgotten) once the exit is known, which is the newer news.
+    fn take_job(&mut self) -> Option<ProcessEvent> {
+        let event = self.link.job.take()?;
+        self.link.exit.is_none().then_some(event)
+    }
+
+    /// The terminal a [`foreground`](crate::Command::foreground) child
+    /// was given, for resuming it without the `Process` at hand.
+    pub(crate) fn terminal(&self) -> Option<Arc<Terminal>> {
+        self.link.terminal.clone()
     }
 
     /// The plain exit status (see [`poll_status`](Self::poll_status)).
@@ -846,8 +890,8 @@ impl Process {
     /// else (the pipes). The pump runs it alongside its reads, so that a
     /// lost shepherd ends `run` and the streams instead of leaving them
     /// waiting for output that holders of the pipes never send. Completes
-    /// once, when the exit report arrives, and otherwise only when the
-    /// stop sequence asks to close stdin.
+    /// once, when the exit report arrives, and otherwise when the stop
+    /// sequence asks to close stdin or the child stops or continues.
     pub(crate) async fn watch(&mut self) -> Watch {
         std::future::poll_fn(|cx| {
             let _ = self.link.poll_events(cx);
@@ -855,6 +899,9 @@ impl Process {
             if self.close_stdin_requested() && !self.link.close_stdin_watched {
                 self.link.close_stdin_watched = true;
                 return Poll::Ready(Watch::CloseStdin);
+            }
+            if let Some(event) = self.take_job() {
+                return Poll::Ready(Watch::Job(event));
             }
             if self.link.exit.is_some() && !self.link.exit_watched {
                 self.link.exit_watched = true;

@@ -13,9 +13,9 @@ use bytes::Bytes;
 
 use crate::input::{feed, Input};
 use crate::pipe::{ChildStderr, ChildStdout, CHUNK};
-use crate::process::Watch;
+use crate::process::{Waited, Watch};
 use crate::stats::{STOP_IDLE, STOP_MAX_OUTPUT};
-use crate::{Error, ExitStatus, Output, Process};
+use crate::{Error, ExitStatus, Output, Process, ProcessEvent};
 
 /// A piece of output, tagged with the stream it came from.
 ///
@@ -98,6 +98,19 @@ pub(crate) struct Pump {
 /// One step of the pump.
 pub(crate) type Step = Result<Chunk, PumpError>;
 
+/// What [`Pump::next_event`] hands out: output, or a change in the
+/// child's job state (stopped, continued) that a caller may act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    Chunk(Chunk),
+    /// [`ProcessEvent::Stopped`] or [`ProcessEvent::Continued`], never
+    /// `Exited` (the end is `None`).
+    Job(ProcessEvent),
+}
+
+/// One step of the pump, job events included.
+pub(crate) type EventStep = Result<Event, PumpError>;
+
 #[derive(Debug)]
 pub(crate) enum PumpError {
     /// The process was stopped for this reason and exited with `status`.
@@ -160,18 +173,31 @@ impl Pump {
     /// delivered, the overflowing stream discarded) until end of file on
     /// both pipes and the exit; only then does the error come.
     pub(crate) async fn next(&mut self) -> Option<Step> {
+        loop {
+            match self.next_event().await? {
+                Ok(Event::Chunk(chunk)) => return Some(Ok(chunk)),
+                Ok(Event::Job(_)) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// As [`next`](Self::next), and also each stop and continue of the
+    /// child (the latest, when several happened since the last step) while
+    /// it has not exited. The limits keep counting meanwhile.
+    pub(crate) async fn next_event(&mut self) -> Option<EventStep> {
         if self.finished {
             return None;
         }
         loop {
             if self.stdout.is_none() && self.stderr.is_none() {
-                return self.finish().await.err().map(Err);
+                return self.finish().await;
             }
             tokio::select! {
                 r = read(&mut self.stdout) => match r {
                     Ok(Some(b)) => {
                         if let Some(b) = self.limit(b, true) {
-                            return Some(Ok(Chunk::Stdout(b)));
+                            return Some(Ok(Event::Chunk(Chunk::Stdout(b))));
                         }
                     }
                     Ok(None) => self.stdout = None,
@@ -180,7 +206,7 @@ impl Pump {
                 r = read(&mut self.stderr) => match r {
                     Ok(Some(b)) => {
                         if let Some(b) = self.limit(b, false) {
-                            return Some(Ok(Chunk::Stderr(b)));
+                            return Some(Ok(Event::Chunk(Chunk::Stderr(b))));
                         }
                     }
                     Ok(None) => self.stderr = None,
@@ -201,13 +227,19 @@ impl Pump {
                 }
                 // Handles the control channel meanwhile (a lost shepherd
                 // gets the group killed, ending the reads); completes when
-                // the exit report arrives or stdin is to be closed.
-                w = self.process.watch() => self.watched(w),
+                // the exit report arrives, stdin is to be closed, or the
+                // child stopped or continued.
+                w = self.process.watch() => {
+                    if let Some(event) = self.watched(w) {
+                        return Some(Ok(Event::Job(event)));
+                    }
+                }
             }
         }
     }
 
-    fn watched(&mut self, w: Watch) {
+    /// Acts on what [`Process::watch`] saw; a job event is handed back.
+    fn watched(&mut self, w: Watch) -> Option<ProcessEvent> {
         match w {
             Watch::CloseStdin => self.feeder = None,
             Watch::Exited => {
@@ -215,7 +247,9 @@ impl Pump {
                     self.leftovers = Some(Box::pin(tokio::time::sleep(d)));
                 }
             }
+            Watch::Job(event) => return Some(event),
         }
+        None
     }
 
     fn idle_expired(&mut self) {
@@ -226,22 +260,24 @@ impl Pump {
     }
 
     /// Output is done: wait for the exit (still feeding stdin meanwhile:
-    /// a child may read its input after closing its output).
-    async fn finish(&mut self) -> Result<(), PumpError> {
+    /// a child may read its input after closing its output), handing out
+    /// the child's stops and continues until then. `None` at the end.
+    async fn finish(&mut self) -> Option<EventStep> {
         loop {
             tokio::select! {
                 r = self.process.wait_or_close_stdin() => match r {
-                    None => self.feeder = None,
-                    Some(Err(e)) => {
+                    Waited::CloseStdin => self.feeder = None,
+                    Waited::Job(event) => return Some(Ok(Event::Job(event))),
+                    Waited::Exit(Err(e)) => {
                         self.finished = true;
-                        return Err(e.into());
+                        return Some(Err(e.into()));
                     }
-                    Some(Ok(_)) => return self.conclude(None).await,
+                    Waited::Exit(Ok(_)) => return self.conclude(None).await.err().map(Err),
                 },
                 r = feeding(&mut self.feeder) => {
                     self.feeder = None;
                     if let Err(e) = r {
-                        return self.fail(e.into()).map(drop);
+                        return Some(self.fail(e.into()));
                     }
                 }
                 () = sleeping(&mut self.idle) => self.idle_expired(),
@@ -312,7 +348,7 @@ impl Pump {
         }
     }
 
-    fn fail(&mut self, e: Error) -> Step {
+    fn fail<T>(&mut self, e: Error) -> Result<T, PumpError> {
         self.finished = true;
         Err(PumpError::Failed(e))
     }

@@ -9,8 +9,11 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::pump::{Chunk, Pump, Step};
-use crate::{Error, ExitStatus, ProcessHandle, Stats};
+use std::sync::Arc;
+
+use crate::pump::{Chunk, Event, EventStep, Pump};
+use crate::terminal::Terminal;
+use crate::{Error, ExitStatus, ProcessEvent, ProcessHandle, Stats};
 
 /// The longest line [`ProcessStream::next_line`] and the line streams
 /// accept by default: 1 MiB, without its terminator.
@@ -20,7 +23,7 @@ use crate::{Error, ExitStatus, ProcessHandle, Stats};
 /// ```
 pub const DEFAULT_MAX_LINE_LENGTH: usize = 1 << 20;
 
-type NextFuture = Pin<Box<dyn Future<Output = (Pump, Option<Step>)> + Send>>;
+type NextFuture = Pin<Box<dyn Future<Output = (Pump, Option<EventStep>)> + Send>>;
 
 /// Drives a [`Pump`] one step at a time from `poll_next`. Between steps the
 /// pump is at rest and its status and stats can be read.
@@ -29,6 +32,9 @@ struct Core {
     next: Option<NextFuture>,
     handle: ProcessHandle,
     pid: u32,
+    /// The terminal a foreground child was given, for `resume` while the
+    /// pump is inside a pending step.
+    terminal: Option<Arc<Terminal>>,
     /// Final status and stats, kept once the stream ended.
     done: Option<(Option<ExitStatus>, Stats)>,
 }
@@ -38,19 +44,22 @@ impl Core {
         Core {
             handle: pump.process.handle(),
             pid: pump.process.os_pid(),
+            terminal: pump.process.terminal(),
             pump: Some(pump),
             next: None,
             done: None,
         }
     }
 
-    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Option<Step>> {
+    /// The pump's next step, job events included (the callers that do not
+    /// ask for them skip them).
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Option<EventStep>> {
         if self.next.is_none() {
             let Some(mut pump) = self.pump.take() else {
                 return Poll::Ready(None);
             };
             self.next = Some(Box::pin(async move {
-                let step = pump.next().await;
+                let step = pump.next_event().await;
                 (pump, step)
             }));
         }
@@ -71,6 +80,18 @@ impl Core {
 
     fn status(&self) -> Option<ExitStatus> {
         self.done.as_ref().and_then(|(s, _)| *s)
+    }
+
+    /// Gives the terminal back to a foreground child (if our group holds
+    /// it) and continues the child's group; nothing once the stream ended.
+    fn resume(&self) -> Result<(), Error> {
+        if self.done.is_some() {
+            return Ok(());
+        }
+        if let Some(t) = &self.terminal {
+            t.give_to_child();
+        }
+        self.handle.resume_group()
     }
 
     fn stats(&self) -> Stats {
@@ -336,11 +357,12 @@ impl ProcessStream {
         loop {
             return Poll::Ready(match std::task::ready!(self.core.poll_step(cx)) {
                 None => None,
-                Some(Ok(Chunk::Stdout(b))) => Some(Ok(b)),
-                Some(Ok(Chunk::Stderr(b))) => {
+                Some(Ok(Event::Chunk(Chunk::Stdout(b)))) => Some(Ok(b)),
+                Some(Ok(Event::Chunk(Chunk::Stderr(b)))) => {
                     self.stderr.extend_from_slice(&b);
                     continue;
                 }
+                Some(Ok(Event::Job(_))) => continue,
                 Some(Err(e)) => Some(Err(self.core.to_io(e))),
             });
         }
@@ -638,6 +660,121 @@ impl TaggedStream {
             .await
             .transpose()
     }
+
+    /// The next chunk, or the next change in the child's job state, `None`
+    /// at the end: [`next_chunk`](Self::next_chunk) for callers that act
+    /// on stops, as a shell does for its foreground job. A stop or continue
+    /// is reported once (the latest, when several happened since the last
+    /// call), and only while the child has not exited; the stream's limits
+    /// (timeout, idle timeout) keep counting while it is stopped.
+    ///
+    /// With [`Command::foreground`](crate::Command::foreground), when
+    /// Ctrl-Z stops the child the terminal is already back with this
+    /// program's group: stop yourself, then call [`resume`](Self::resume)
+    /// once continued. The chunks are those `next_chunk` returns; mixing
+    /// the two loses none of them (`next_chunk` skips the job events).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use net_runner::{Chunk, Command, Signal, StreamEvent};
+    /// let mut s = Command::new("sh").args(["-c", "echo go; exec sleep 10"]).stream_tagged().await?;
+    /// assert_eq!(s.next_event().await?, Some(StreamEvent::Chunk(Chunk::Stdout("go\n".into()))));
+    /// s.handle().kill(Signal::Stop)?;
+    /// assert_eq!(s.next_event().await?, Some(StreamEvent::Stopped(Signal::Stop.as_raw())));
+    /// s.resume()?;
+    /// assert_eq!(s.next_event().await?, Some(StreamEvent::Continued));
+    /// s.handle().kill(Signal::Term)?;
+    /// while s.next_event().await?.is_some() {}
+    /// assert_eq!(s.status().unwrap().signal(), Some(Signal::Term.as_raw()));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`next_chunk`](Self::next_chunk).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as `next_chunk`: the step under way is kept for the
+    /// next call, so a `select!` branch loses nothing.
+    pub async fn next_event(&mut self) -> io::Result<Option<StreamEvent>> {
+        std::future::poll_fn(|cx| loop {
+            return Poll::Ready(match std::task::ready!(self.core.poll_step(cx)) {
+                None => None,
+                Some(Ok(Event::Chunk(chunk))) => Some(Ok(StreamEvent::Chunk(chunk))),
+                Some(Ok(Event::Job(ProcessEvent::Stopped(sig)))) => {
+                    Some(Ok(StreamEvent::Stopped(sig)))
+                }
+                Some(Ok(Event::Job(ProcessEvent::Continued))) => Some(Ok(StreamEvent::Continued)),
+                // Never sent as a job event (the end is `None`).
+                Some(Ok(Event::Job(_))) => continue,
+                Some(Err(e)) => Some(Err(self.core.to_io(e))),
+            });
+        })
+        .await
+        .transpose()
+    }
+
+    /// Continues a stopped child, as [`Process::resume`](crate::Process::resume):
+    /// gives it the terminal again if it is a
+    /// [`foreground`](crate::Command::foreground) child and this program's
+    /// group holds the terminal (after `fg`; not after `bg`), then sends
+    /// `SIGCONT` to its group. Nothing once the stream has ended. See
+    /// [`next_event`](Self::next_event).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), net_runner::Error> {
+    /// use net_runner::Signal;
+    /// let mut s = net_runner::Command::new("sleep").arg("0.2").stream_tagged().await?;
+    /// s.handle().kill(Signal::Stop)?;
+    /// s.resume()?;
+    /// while s.next_chunk().await?.is_some() {}
+    /// assert!(s.status().unwrap().success());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`ProcessHandle::kill`].
+    pub fn resume(&mut self) -> Result<(), Error> {
+        self.core.resume()
+    }
+}
+
+/// What [`TaggedStream::next_event`] reports: a chunk of output, or a
+/// change in the child's job state.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), net_runner::Error> {
+/// use net_runner::{Chunk, StreamEvent};
+/// let mut s = net_runner::Command::new("echo").arg("hi").stream_tagged().await?;
+/// let mut out = Vec::new();
+/// while let Some(event) = s.next_event().await? {
+///     match event {
+///         StreamEvent::Chunk(Chunk::Stdout(b)) => out.extend_from_slice(&b),
+///         StreamEvent::Stopped(_) => { /* stop yourself, then s.resume() */ }
+///         _ => {}
+///     }
+/// }
+/// assert_eq!(out, b"hi\n");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamEvent {
+    /// A chunk of stdout or stderr, as [`TaggedStream::next_chunk`]
+    /// returns it.
+    Chunk(Chunk),
+    /// The child was stopped by this signal (Ctrl-Z's `SIGTSTP`,
+    /// `SIGSTOP`, `SIGTTIN`...). With
+    /// [`Command::foreground`](crate::Command::foreground) the terminal is
+    /// already this program's again.
+    Stopped(i32),
+    /// The child was continued.
+    Continued,
 }
 
 impl Stream for TaggedStream {
@@ -645,11 +782,14 @@ impl Stream for TaggedStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        Poll::Ready(match std::task::ready!(this.core.poll_step(cx)) {
-            None => None,
-            Some(Ok(chunk)) => Some(Ok(chunk)),
-            Some(Err(e)) => Some(Err(this.core.to_io(e))),
-        })
+        loop {
+            return Poll::Ready(match std::task::ready!(this.core.poll_step(cx)) {
+                None => None,
+                Some(Ok(Event::Chunk(chunk))) => Some(Ok(chunk)),
+                Some(Ok(Event::Job(_))) => continue,
+                Some(Err(e)) => Some(Err(this.core.to_io(e))),
+            });
+        }
     }
 }
 

@@ -253,3 +253,123 @@ async fn dropping_with_leftovers_kept_still_kills_the_whole_tree() {
     drop(p);
     assert_all_gone(&m, GUARD);
 }
+
+/// The next event of `s`, within the guard.
+async fn next(
+    s: &mut net_runner::TaggedStream,
+) -> std::io::Result<Option<net_runner::StreamEvent>> {
+    tokio::time::timeout(GUARD, s.next_event())
+        .await
+        .expect("an event in time")
+}
+
+/// `TaggedStream::next_event` reports the child's stop and continue
+/// between its chunks, and `resume` continues it.
+#[tokio::test]
+async fn tagged_stream_reports_stop_and_continue() {
+    use net_runner::{Chunk, StreamEvent};
+    let m = marker();
+    // It waits for a line of ours, so nothing races the stop.
+    let (mut go, input) = tokio::io::duplex(64);
+    let mut s = Command::new("sh")
+        .args(["-c", "echo one; read x; echo two"])
+        .env(MARKER_VAR, &m)
+        .input_reader(input)
+        .stream_tagged()
+        .await
+        .unwrap();
+    let pid = s.os_pid() as i32;
+    assert_eq!(
+        next(&mut s).await.unwrap(),
+        Some(StreamEvent::Chunk(Chunk::Stdout("one\n".into())))
+    );
+    s.handle().kill(Signal::Stop).unwrap();
+    assert_eq!(
+        next(&mut s).await.unwrap(),
+        Some(StreamEvent::Stopped(Signal::Stop.as_raw()))
+    );
+    assert_eq!(common::state(pid), Some('T'));
+    s.resume().unwrap();
+    assert_eq!(next(&mut s).await.unwrap(), Some(StreamEvent::Continued));
+    // Output flows again, and the end is the child's own.
+    tokio::io::AsyncWriteExt::write_all(&mut go, b"go\n")
+        .await
+        .unwrap();
+    drop(go);
+    assert_eq!(
+        next(&mut s).await.unwrap(),
+        Some(StreamEvent::Chunk(Chunk::Stdout("two\n".into())))
+    );
+    assert_eq!(next(&mut s).await.unwrap(), None);
+    assert!(s.status().unwrap().success());
+    assert_all_gone(&m, GUARD);
+}
+
+/// Also once the child closed its output (the pump only waits for the
+/// exit then); `next_chunk` skips the events and loses no chunk.
+#[tokio::test]
+async fn tagged_stream_reports_a_stop_after_the_output_closed() {
+    use net_runner::StreamEvent;
+    let m = marker();
+    let mut s = Command::new("sh")
+        .args(["-c", "exec >&- 2>&-; exec sleep 1000"])
+        .env(MARKER_VAR, &m)
+        .stream_tagged()
+        .await
+        .unwrap();
+    let pid = s.os_pid() as i32;
+    // Let the pump read both ends of file and wait for the exit.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), s.next_event())
+            .await
+            .is_err(),
+        "no event before the stop"
+    );
+    s.handle().kill(Signal::Stop).unwrap();
+    assert_eq!(
+        next(&mut s).await.unwrap(),
+        Some(StreamEvent::Stopped(Signal::Stop.as_raw()))
+    );
+    assert_eq!(common::state(pid), Some('T'));
+    s.resume().unwrap();
+    assert_eq!(next(&mut s).await.unwrap(), Some(StreamEvent::Continued));
+    s.handle().kill(Signal::Term).unwrap();
+    assert_eq!(next(&mut s).await.unwrap(), None);
+    assert_eq!(s.status().unwrap().signal_kind(), Some(Signal::Term));
+    assert_all_gone(&m, GUARD);
+}
+
+#[tokio::test]
+async fn next_chunk_skips_stops_and_continues() {
+    use net_runner::Chunk;
+    let m = marker();
+    let (mut go, input) = tokio::io::duplex(64);
+    let mut s = Command::new("sh")
+        .args(["-c", "echo one; read x; echo two"])
+        .env(MARKER_VAR, &m)
+        .input_reader(input)
+        .stream_tagged()
+        .await
+        .unwrap();
+    assert_eq!(
+        s.next_chunk().await.unwrap(),
+        Some(Chunk::Stdout("one\n".into()))
+    );
+    s.handle().kill(Signal::Stop).unwrap();
+    assert!(eventually(GUARD, || common::state(s.os_pid() as i32) == Some('T')));
+    // The stop and the continue reach the pump while `next_chunk` waits.
+    let pending = tokio::time::timeout(Duration::from_millis(300), s.next_chunk()).await;
+    assert!(pending.is_err(), "{pending:?}");
+    s.resume().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut go, b"go\n")
+        .await
+        .unwrap();
+    drop(go);
+    assert_eq!(
+        s.next_chunk().await.unwrap(),
+        Some(Chunk::Stdout("two\n".into()))
+    );
+    assert_eq!(s.next_chunk().await.unwrap(), None);
+    assert!(s.status().unwrap().success());
+    assert_all_gone(&m, GUARD);
+}
