@@ -173,6 +173,14 @@ fn the_one(program: &Marker) -> i32 {
     }
 }
 
+/// Ctrl-Z: the shell shows the job stopped, and `program` is stopped
+/// too, not just netrunner.
+fn stop_with_ctrl_z(t: &Term, program: i32) {
+    t.keys(&["C-z"]);
+    t.wait_for("Stopped");
+    assert_eq!(state(program), Some('T'));
+}
+
 /// Ends a test: the session's processes (bash included, once the session
 /// is killed) must all be gone.
 fn finish(t: Term) {
@@ -259,10 +267,7 @@ fn ctrl_z_stops_both_and_fg_resumes_both_in(mode: &str) {
     // A line of its own: the command line shows the word too.
     t.wait_until(|s| s.lines().any(|l| l.trim() == "waiting"), "waiting");
     let program = the_one(&p);
-    t.keys(&["C-z"]);
-    t.wait_for("Stopped");
-    // The program is stopped, not just netrunner.
-    assert_eq!(state(program), Some('T'));
+    stop_with_ctrl_z(&t, program);
     t.line("fg");
     // Continued, and the terminal is the program's again: it reads it.
     t.wait_until(|_| state(program) != Some('T'), "the program continued");
@@ -286,9 +291,7 @@ fn ctrl_z_then_bg_runs_both_in_the_background() {
     t.wait_until(|s| s.lines().any(|l| l.trim() == "waiting"), "waiting");
     let program = p.pids();
     assert!(!program.is_empty(), "{program:?}");
-    t.keys(&["C-z"]);
-    t.wait_for("Stopped");
-    assert_eq!(state(program[0]), Some('T'));
+    stop_with_ctrl_z(&t, program[0]);
     t.line("bg");
     // Continued in the background: the shell has the terminal meanwhile,
     // and the program runs to its end.

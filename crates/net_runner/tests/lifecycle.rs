@@ -254,6 +254,21 @@ async fn dropping_with_leftovers_kept_still_kills_the_whole_tree() {
     assert_all_gone(&m, GUARD);
 }
 
+/// A tagged stream of `sh` printing `one`, then waiting for a line of
+/// ours (written to the returned end) before printing `two`: nothing
+/// races a stop sent meanwhile.
+async fn one_then_a_line(m: &str) -> (tokio::io::DuplexStream, net_runner::TaggedStream) {
+    let (go, input) = tokio::io::duplex(64);
+    let s = Command::new("sh")
+        .args(["-c", "echo one; read x; echo two"])
+        .env(MARKER_VAR, m)
+        .input_reader(input)
+        .stream_tagged()
+        .await
+        .unwrap();
+    (go, s)
+}
+
 /// The next event of `s`, within the guard.
 async fn next(
     s: &mut net_runner::TaggedStream,
@@ -269,15 +284,7 @@ async fn next(
 async fn tagged_stream_reports_stop_and_continue() {
     use net_runner::{Chunk, StreamEvent};
     let m = marker();
-    // It waits for a line of ours, so nothing races the stop.
-    let (mut go, input) = tokio::io::duplex(64);
-    let mut s = Command::new("sh")
-        .args(["-c", "echo one; read x; echo two"])
-        .env(MARKER_VAR, &m)
-        .input_reader(input)
-        .stream_tagged()
-        .await
-        .unwrap();
+    let (mut go, mut s) = one_then_a_line(&m).await;
     let pid = s.os_pid() as i32;
     assert_eq!(
         next(&mut s).await.unwrap(),
@@ -343,14 +350,7 @@ async fn tagged_stream_reports_a_stop_after_the_output_closed() {
 async fn next_chunk_skips_stops_and_continues() {
     use net_runner::Chunk;
     let m = marker();
-    let (mut go, input) = tokio::io::duplex(64);
-    let mut s = Command::new("sh")
-        .args(["-c", "echo one; read x; echo two"])
-        .env(MARKER_VAR, &m)
-        .input_reader(input)
-        .stream_tagged()
-        .await
-        .unwrap();
+    let (mut go, mut s) = one_then_a_line(&m).await;
     assert_eq!(
         s.next_chunk().await.unwrap(),
         Some(Chunk::Stdout("one\n".into()))
