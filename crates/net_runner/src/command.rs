@@ -1420,6 +1420,7 @@ impl Command {
         ),
         Error,
     > {
+        crate::sys::reserve_stdio();
         let (mut req, passed) = self.spawn_request(stdin, stdout)?;
         let plan = self.cgroup_plan(&mut req)?;
         Ok((req, passed, plan, self.program.clone(), self.cwd.clone()))

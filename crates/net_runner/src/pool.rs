@@ -221,6 +221,7 @@ pub fn prefork_shepherd() -> std::io::Result<()> {
             path.to_string_lossy()
         )));
     }
+    sys::reserve_stdio();
     let inherited = Inherited::now();
     let (ours, theirs) = sys::socketpair()?;
     let pid = sys::fork_shepherd(theirs)?;

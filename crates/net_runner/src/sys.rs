@@ -28,6 +28,34 @@ use tokio::io::{Interest, ReadBuf};
 /// shepherd's stdio set-up.
 pub(crate) const FIRST_FREE_FD: RawFd = 3;
 
+/// Opens `/dev/null` on each of fds 0, 1 and 2 that the owner has closed,
+/// as std does before `main`. Every descriptor the kernel hands out takes
+/// the lowest free number: with one of those free, a socket, pidfd or
+/// `/proc` file the library opens (on any thread) would sit there for a
+/// moment before [`at_least`] moves it, where another thread could take it
+/// for the owner's stdio (and pass it to a child as its stderr). Called
+/// when a spawn starts; the owner's writes to a closed stdout went nowhere
+/// before and go to `/dev/null` now.
+pub(crate) fn reserve_stdio() {
+    use rustix::fs::{Mode, OFlags};
+    for fd in 0..3 {
+        // SAFETY: the borrow lasts for the one fcntl, which only reads
+        // the flags (EBADF when closed).
+        let open = rustix::io::fcntl_getfd(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) });
+        if open.is_ok() {
+            continue;
+        }
+        // The lowest free number is `fd` (the lower ones are open by now),
+        // unless another thread opened something meanwhile: then leave it.
+        if let Ok(null) = rustix::fs::open(c"/dev/null", OFlags::RDWR, Mode::empty()) {
+            if null.as_raw_fd() == fd {
+                // The owner's now, like the stdio it replaces.
+                std::mem::forget(null);
+            }
+        }
+    }
+}
+
 /// `fd` itself if its number is at least `min`; otherwise a close-on-exec
 /// duplicate numbered `min` or above, and the low one is closed. Only an
 /// owner that closed its low descriptors pays the extra `fcntl`.
