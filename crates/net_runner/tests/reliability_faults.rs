@@ -537,6 +537,9 @@ fn helper_out_of_fds() {
         drop(filler);
         let out = echo().run().await.expect("no recovery after freeing fds");
         assert_eq!(out.stdout, b"hi\n");
+        // The reaper thread and its eventfd, created once, on the first
+        // reap that must wait: not during the counts below.
+        common::warm_up().await;
 
         // Warm, without pre-started shepherds (whose background refills
         // would blur the count): 0, 1, 2, ... descriptors free. Each attempt
