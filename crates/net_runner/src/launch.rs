@@ -92,9 +92,23 @@ impl Request {
 
 /// A request already on its way to a forked shepherd.
 pub(crate) struct Early {
-    idle: pool::Idle,
+    /// Taken by [`launch`]; still here if the spawn's future is dropped
+    /// before it ran.
+    idle: Option<pool::Idle>,
     /// Bytes of the request sent, the passed descriptors with the first.
     sent: usize,
+}
+
+impl Drop for Early {
+    /// The spawn was abandoned before its handshake: the closed socket
+    /// tells the shepherd to stop what it started; it is reaped after.
+    fn drop(&mut self) {
+        if let Some(idle) = self.idle.take() {
+            let pid = idle.pid;
+            drop(idle.control);
+            reaper::reap(pid);
+        }
+    }
 }
 
 /// Sends `request` now to a forked shepherd that waits in the pool (see
@@ -115,7 +129,10 @@ pub(crate) fn send_early(request: &Request, passed: &[OwnedFd]) -> Option<Early>
     };
     // Not even a byte (no room, or it is gone): all of it goes in `launch`.
     let sent = sent.unwrap_or(0);
-    Some(Early { idle, sent })
+    Some(Early {
+        idle: Some(idle),
+        sent,
+    })
 }
 
 /// Starts the child of `request` under a shepherd: the one `early` sent it
@@ -143,7 +160,7 @@ pub(crate) async fn launch(
     // A pre-started shepherd has the cwd of its start: use one only when
     // the request names the cwd explicitly.
     let idle = match early {
-        Some(early) => Some((early.idle, early.sent)),
+        Some(mut early) => early.idle.take().map(|idle| (idle, early.sent)),
         None if names_cwd => pool::take().map(|idle| (idle, 0)),
         None => None,
     };

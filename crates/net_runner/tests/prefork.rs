@@ -195,14 +195,38 @@ fn spawn_uses_it() {
 
 /// With a forked shepherd waiting, the request goes out when the spawn's
 /// future is created: the program runs before there is even a runtime to
-/// poll the future in, and dropping the future unpolled stops it.
+/// poll the future in; dropping the future unpolled stops it, and its
+/// shepherd is reaped.
 fn starts_before_the_first_poll() {
     assert_eq!(common::thread_count(), 1, "the checks need one thread");
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("started");
-    let script = format!("touch {}; exec sleep 100", flag.display());
 
+    // Polled later, in a runtime built meanwhile: the same process.
     net_runner::prefork_shepherd().unwrap();
+    // It names itself once it runs the shepherd's code.
+    assert!(eventually(GUARD, || shepherd_children().len() == 1));
+    let first = shepherd_children();
+    let spawn = Command::new("sh")
+        .args(["-c", &format!("touch {}; echo hi", flag.display())])
+        .spawn();
+    assert!(eventually(GUARD, || flag.exists()), "not started unpolled");
+    runtime().block_on(async {
+        let mut p = spawn.await.unwrap();
+        assert_eq!(common::read_all(&mut p).await, b"hi\n");
+        assert!(p.wait().await.unwrap().success());
+        // Dropped once its shepherd is done: reaped on the spot, with no
+        // reaper thread (the next check forks again).
+        assert!(eventually(GUARD, || common::is_zombie(first[0])));
+    });
+    assert!(eventually(GUARD, || !common::exists(first[0])));
+
+    // Dropped unpolled.
+    std::fs::remove_file(&flag).unwrap();
+    net_runner::prefork_shepherd().unwrap();
+    assert!(eventually(GUARD, || shepherd_children().len() == 1));
+    let shepherd = shepherd_children();
+    let script = format!("touch {}; exec sleep 100", flag.display());
     let spawn = Command::new("sh").args(["-c", &script]).spawn();
     assert!(eventually(GUARD, || flag.exists()), "not started unpolled");
     let sleeper = || {
@@ -217,18 +241,10 @@ fn starts_before_the_first_poll() {
     assert!(eventually(GUARD, || sleeper() == 1));
     drop(spawn);
     assert!(eventually(GUARD, || sleeper() == 0), "still running");
-
-    // Polled later, in a runtime built meanwhile, it is the same process.
-    std::fs::remove_file(&flag).unwrap();
-    net_runner::prefork_shepherd().unwrap();
-    let spawn = Command::new("sh")
-        .args(["-c", &format!("touch {}; echo hi", flag.display())])
-        .output();
-    assert!(eventually(GUARD, || flag.exists()), "not started unpolled");
-    let rt = runtime();
-    let out = rt.block_on(spawn).unwrap();
-    assert!(out.status.success());
-    assert_eq!(out.stdout, b"hi\n");
+    assert!(
+        eventually(GUARD, || !common::exists(shepherd[0])),
+        "the shepherd of the dropped spawn was not reaped"
+    );
 }
 
 fn then_exec() {
