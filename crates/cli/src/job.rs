@@ -71,7 +71,7 @@ pub(crate) fn die_of(signal: i32, whole_group: bool) -> ! {
 /// a terminal is a pipeline (`netrunner run -- make | less`) whose other
 /// commands share netrunner's group and may need the terminal themselves:
 /// a pager would lose it to the program and stop.
-pub(crate) fn program_gets_terminal(insist: bool) -> bool {
+fn program_gets_terminal(insist: bool) -> bool {
     let stdin = rustix::stdio::stdin();
     let foreground = termios::isatty(stdin)
         && termios::tcgetpgrp(stdin).is_ok_and(|pgrp| pgrp == process::getpgrp());
@@ -88,13 +88,25 @@ fn stdout_is_pipe() -> bool {
     })
 }
 
+/// Gives the program (which reads netrunner's stdin) the terminal's
+/// foreground when [`program_gets_terminal`] says so, getting netrunner's
+/// own writes ready for it ([`write_from_background`]). Returns whether.
+pub(crate) fn hand_over_terminal(cmd: &mut net_runner::Command, insist: bool) -> bool {
+    let foreground = program_gets_terminal(insist);
+    if foreground {
+        write_from_background();
+    }
+    cmd.foreground(foreground);
+    foreground
+}
+
 /// Before a run whose program holds the terminal for us: netrunner's own
 /// writes to it (`--verbose` lines, failures, the program's output in pipe
 /// mode) then come from a background group, which a `stty tostop`
 /// terminal stops with SIGTTOU. Ignored, a writer writes anyway; the
 /// shepherd resets it for the program, and [`stop_self`] sets the default
 /// action for its own use of it.
-pub(crate) fn write_from_background() {
+fn write_from_background() {
     if let Err(e) = sys::ignore(libc::SIGTTOU) {
         let _ = writeln!(std::io::stderr(), "netrunner: cannot ignore SIGTTOU: {e}");
     }

@@ -111,21 +111,43 @@ pub(crate) async fn run(started: Started) -> Exit {
 
 /// The signals netrunner forwards, and Ctrl-Z when it reaches netrunner.
 struct Signals {
+    forward: ToForward,
+    tstp: tokio::signal::unix::Signal,
+}
+
+/// The signals netrunner passes on to the program's group.
+struct ToForward {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
     quit: tokio::signal::unix::Signal,
-    tstp: tokio::signal::unix::Signal,
+}
+
+impl ToForward {
+    /// The next of them to reach netrunner (in this order when several
+    /// are pending). Cancel-safe, as each `recv` is.
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            biased;
+            Some(()) = self.int.recv() => Signal::Int,
+            Some(()) = self.term.recv() => Signal::Term,
+            Some(()) = self.hup.recv() => Signal::Hup,
+            Some(()) = self.quit.recv() => Signal::Quit,
+            else => std::future::pending().await,
+        }
+    }
 }
 
 impl Signals {
     fn install() -> Result<Self, Exit> {
         let install = || -> io::Result<Signals> {
             Ok(Signals {
-                int: signal(SignalKind::interrupt())?,
-                term: signal(SignalKind::terminate())?,
-                hup: signal(SignalKind::hangup())?,
-                quit: signal(SignalKind::quit())?,
+                forward: ToForward {
+                    int: signal(SignalKind::interrupt())?,
+                    term: signal(SignalKind::terminate())?,
+                    hup: signal(SignalKind::hangup())?,
+                    quit: signal(SignalKind::quit())?,
+                },
                 tstp: signal(SignalKind::from_raw(libc::SIGTSTP))?,
             })
         };
@@ -247,11 +269,7 @@ impl Transparent {
         }
         // Also with `--input FILE`: a program may open /dev/tty itself
         // (ssh's password prompt).
-        let foreground = job::program_gets_terminal(args.foreground);
-        if foreground {
-            job::write_from_background();
-        }
-        cmd.foreground(foreground);
+        let foreground = job::hand_over_terminal(&mut cmd, args.foreground);
         sys::block_for_thread(&HANDLED_SIGNALS)
             .map_err(|e| Exit::failure(exit::FAILURE, format!("cannot block signals: {e}")))?;
         Ok(Transparent {
@@ -289,10 +307,7 @@ async fn wait_transparent(
     let status = loop {
         tokio::select! {
             biased;
-            Some(()) = signals.int.recv() => forward(&handle, Signal::Int, &mut forwarded),
-            Some(()) = signals.term.recv() => forward(&handle, Signal::Term, &mut forwarded),
-            Some(()) = signals.hup.recv() => forward(&handle, Signal::Hup, &mut forwarded),
-            Some(()) = signals.quit.recv() => forward(&handle, Signal::Quit, &mut forwarded),
+            sig = signals.forward.next() => forward(&handle, sig, &mut forwarded),
             // Before the exit: when both are due at one wake-up, the line
             // for a signal that was sent comes first.
             line = next_verbose(&mut verbose) => {
@@ -383,11 +398,7 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
         // (its terminal reads end of file at once; `--input -` feeds it).
         None if !args.pipe && !args.pty => {
             cmd.stdin(Stdio::inherit());
-            foreground = job::program_gets_terminal(args.foreground);
-            if foreground {
-                job::write_from_background();
-            }
-            cmd.foreground(foreground);
+            foreground = job::hand_over_terminal(&mut cmd, args.foreground);
         }
         None => {}
         Some(InputSource::Stdin) => {
@@ -430,10 +441,7 @@ async fn start_and_pump(args: &RunArgs) -> Result<(Exit, Report), Exit> {
     let exit = loop {
         tokio::select! {
             biased;
-            Some(()) = signals.int.recv() => forward(&handle, Signal::Int, &mut forwarded),
-            Some(()) = signals.term.recv() => forward(&handle, Signal::Term, &mut forwarded),
-            Some(()) = signals.hup.recv() => forward(&handle, Signal::Hup, &mut forwarded),
-            Some(()) = signals.quit.recv() => forward(&handle, Signal::Quit, &mut forwarded),
+            sig = signals.forward.next() => forward(&handle, sig, &mut forwarded),
             Some(()) = signals.tstp.recv() => {
                 let _ = handle.kill(Signal::Tstp);
                 if foreground {
