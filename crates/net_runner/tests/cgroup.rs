@@ -96,13 +96,6 @@ fn unique(tag: &str) -> String {
     format!("nrtest-{tag}-{}", marker())
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn the_child_is_in_its_cgroups_when_it_starts() {
     needs_cgroups!();
@@ -378,7 +371,7 @@ fn a_path_can_be_reused_right_after_a_run() {
 #[test]
 fn a_path_in_use_is_refused() {
     needs_cgroups!();
-    rt().block_on(async {
+    common::runtime().block_on(async {
         let name = unique("busy");
         let mut first = Command::new("sleep")
             .arg("100")
@@ -407,7 +400,7 @@ fn helper_owner_with_a_cgroup() {
     ) else {
         return;
     };
-    rt().block_on(async {
+    common::runtime().block_on(async {
         let _p = Command::new("sh")
             .args(["-c", "setsid sleep 1000 & sleep 1000"])
             .env(MARKER_VAR, &m)
@@ -445,7 +438,7 @@ fn shepherd_sigkill_the_library_kills_the_cgroup_and_removes_it() {
     needs_cgroups!();
     let m = marker();
     let name = unique("shepherd");
-    rt().block_on(async {
+    common::runtime().block_on(async {
         let mut p = Command::new("sh")
             .args(["-c", "setsid sleep 1000 & sleep 1000"])
             .env(MARKER_VAR, &*m)
@@ -471,13 +464,13 @@ fn two_hundred_runs_leak_nothing() {
     needs_cgroups!();
     let parent = unique("many");
     // Warm up: the reaper thread, the pre-started shepherd.
-    rt().block_on(common::warm_up());
+    common::runtime().block_on(common::warm_up());
     Command::new("true")
         .cgroup(unique("warm"))
         .run_blocking()
         .unwrap();
     let before = common::settled_fd_count();
-    rt().block_on(async {
+    common::runtime().block_on(async {
         for i in 0..200 {
             let out = Command::new("true")
                 .cgroup(format!("{parent}/{i}"))

@@ -125,10 +125,7 @@ fn helper_shepherd_killed_after_setuid() {
     };
     let m = m.into_string().unwrap();
     rustix::process::set_child_subreaper(Some(rustix::process::getpid())).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let p = rt.block_on(async {
         Command::new("sleep")
             .arg("1000")
@@ -298,10 +295,7 @@ fn unprivileged_checks() {
     let mut touch = Command::new("sh");
     touch.args(["-c", "touch \"$W\""]).env("W", &witness);
     let nofile_hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         let mut cases: Vec<(Command, SpawnStage, i32, &str)> = vec![
             (

@@ -9,10 +9,7 @@ use net_runner::Command;
 
 #[test]
 fn a_thousand_sequential_spawns_leak_nothing() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let m = common::marker();
     rt.block_on(async {
         // Warm up: the runtime, the memfd and the reaper thread are created once.

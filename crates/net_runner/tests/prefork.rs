@@ -44,14 +44,6 @@ fn main() {
     println!("prefork: all passed");
 }
 
-/// A current-thread runtime: no thread of its own.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn check(name: &str, f: fn()) {
     println!("prefork: {name} ...");
     f();
@@ -154,7 +146,7 @@ fn forked_shepherd_looks_execd() {
 fn spawn_uses_it() {
     let forked = shepherd_children();
     assert_eq!(forked.len(), 1);
-    let rt = runtime();
+    let rt = common::runtime();
     rt.block_on(async {
         let mut p = Command::new("sh")
             .args([
@@ -211,7 +203,7 @@ fn starts_before_the_first_poll() {
         .args(["-c", &format!("touch {}; echo hi", flag.display())])
         .spawn();
     assert!(eventually(GUARD, || flag.exists()), "not started unpolled");
-    runtime().block_on(async {
+    common::runtime().block_on(async {
         let mut p = spawn.await.unwrap();
         assert_eq!(common::read_all(&mut p).await, b"hi\n");
         assert!(p.wait().await.unwrap().success());
@@ -249,7 +241,7 @@ fn starts_before_the_first_poll() {
 
 fn then_exec() {
     assert_eq!(net_runner::prestarted_idle(), 0);
-    let rt = runtime();
+    let rt = common::runtime();
     let out = rt
         .block_on(
             Command::new("sh")

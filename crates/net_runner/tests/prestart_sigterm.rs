@@ -10,10 +10,7 @@ use net_runner::Command;
 
 #[test]
 fn sigterm_to_an_idle_prestarted_shepherd_does_not_hit_the_next_child() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         net_runner::set_prestarted_shepherds(1);
         Command::new("true").run().await.unwrap();

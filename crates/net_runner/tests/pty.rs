@@ -348,10 +348,7 @@ fn helper_pty_owner() {
     let Ok(m) = std::env::var(HELPER_MARKER) else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         let mut p = Command::new("sh")
             .args([

@@ -10,10 +10,7 @@ use net_runner::Command;
 
 #[test]
 fn five_hundred_pty_runs_leak_no_fd_and_no_process() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let m = common::marker();
     rt.block_on(async {
         common::warm_up().await;

@@ -26,13 +26,6 @@ fn helper_marker() -> Option<String> {
     std::env::var(HELPER_MARKER).ok()
 }
 
-fn current_thread_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 // ---------------------------------------------------------------------------
 // The owner SIGKILLed in the middle of a 1 GiB stream.
 
@@ -41,7 +34,7 @@ fn current_thread_runtime() -> tokio::runtime::Runtime {
 #[test]
 fn helper_owner_streams_a_gigabyte() {
     let Some(m) = helper_marker() else { return };
-    current_thread_runtime().block_on(async {
+    common::runtime().block_on(async {
         let mut s = Command::new("sh")
             .args(["-c", "sleep 1000 & head -c 1G /dev/zero"])
             .env(MARKER_VAR, &m)
@@ -288,7 +281,7 @@ async fn shepherd_sigkilled_during_run_fails_the_run() {
 #[test]
 fn helper_idle_shepherd_killed() {
     let Some(m) = helper_marker() else { return };
-    current_thread_runtime().block_on(async {
+    common::runtime().block_on(async {
         common::warm_up().await;
         let idle = common::children();
         assert_eq!(idle.len(), 1, "{idle:?}");
@@ -439,7 +432,7 @@ async fn run_finishes_when_a_child_without_output_exits() {
 #[test]
 fn helper_stops_reading() {
     let Some(m) = helper_marker() else { return };
-    current_thread_runtime().block_on(async {
+    common::runtime().block_on(async {
         let mut s = Command::new("head")
             .args(["-c", "1G", "/dev/zero"])
             .env(MARKER_VAR, &m)
@@ -524,7 +517,7 @@ fn helper_out_of_fds() {
     lim.rlim_cur = FD_LIMIT.min(lim.rlim_max);
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
     let echo = || Command::new("echo").arg("hi").env(MARKER_VAR, &m).clone();
-    current_thread_runtime().block_on(async {
+    common::runtime().block_on(async {
         // Cold: the first spawn of this process (which installs the
         // embedded shepherd and starts the pre-start pool) meets a full
         // table.

@@ -18,10 +18,7 @@ fn two_hundred_fifty_six_processes_alive_at_once() {
     let limit = common::raise_nofile(4096);
     assert!(limit as usize > 4 * N + 64, "RLIMIT_NOFILE {limit} too low");
     let m = marker();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         common::warm_up().await;
         let before = footprint();

@@ -20,10 +20,7 @@ fn sequential_short_runs_leave_nothing_behind() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let m = marker();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         common::warm_up().await;
         let before = footprint();

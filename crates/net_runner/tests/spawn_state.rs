@@ -25,13 +25,6 @@ fn helper_marker() -> Option<String> {
     std::env::var(HELPER_MARKER).ok()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// A copy of our stdout at a high descriptor, for reporting after fd 1 may
 /// have been closed.
 fn report_channel() -> File {
@@ -54,7 +47,7 @@ fn closed_or_null(fd: i32) -> bool {
 }
 
 fn run_sh(m: &str, script: &str) -> net_runner::Output {
-    runtime()
+    common::runtime()
         .block_on(
             Command::new("sh")
                 .args(["-c", script])
@@ -82,7 +75,7 @@ fn helper_fd_layout() {
     // the embedded shepherd's memfd used to land).
     let null = File::open("/dev/null").unwrap().into_raw_fd();
     assert_eq!(unsafe { libc::dup2(null, 3) }, 3);
-    let rt = runtime();
+    let rt = common::runtime();
     let close: &[i32] = match layout.as_str() {
         "fd3_free" => &[3],
         "stdin_closed" => &[0, 3],
@@ -238,7 +231,7 @@ fn helper_state_changes_after_prestart() {
     run_sh(&m, "true");
     assert!(pool_ready());
     std::env::set_current_dir(dir.join("b")).unwrap();
-    let out = runtime()
+    let out = common::runtime()
         .block_on(
             Command::new("cat")
                 .arg("which")
@@ -279,7 +272,7 @@ fn helper_state_changes_after_prestart() {
     let log = dir.join("stderr.log");
     let file = File::create(&log).unwrap().into_raw_fd();
     assert_eq!(unsafe { libc::dup2(file, 2) }, 2);
-    runtime()
+    common::runtime()
         .block_on(
             Command::new("sh")
                 .args(["-c", "echo to-new-stderr >&2"])

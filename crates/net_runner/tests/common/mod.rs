@@ -346,3 +346,11 @@ pub async fn read_all(p: &mut net_runner::Process) -> Vec<u8> {
     }
     out
 }
+
+/// A current-thread runtime with every driver: no thread of its own.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
