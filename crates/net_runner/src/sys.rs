@@ -100,24 +100,22 @@ pub(crate) fn fork_shepherd(control: OwnedFd) -> io::Result<Pid> {
     }
 }
 
+/// Field `n` (counted from 1, as in proc(5); 3 or more) of a
+/// `/proc/PID/stat` line. The command name, field 2, may hold spaces and
+/// parentheses: the fields after it start past its last `)`.
+pub(crate) fn stat_field(stat: &[u8], n: usize) -> Option<&[u8]> {
+    let rest = stat.get(stat.iter().rposition(|&b| b == b')')? + 1..)?;
+    rest.split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty())
+        .nth(n.checked_sub(3)?)
+}
+
 /// The number of threads of this process (`/proc/self/stat`, field 20).
 fn thread_count() -> io::Result<usize> {
     let stat = read_proc_file(c"/proc/self/stat")?;
-    let unreadable = || io::Error::other("cannot read the thread count in /proc/self/stat");
-    // The command name (field 2) may hold spaces: count from the last ')'.
-    let after_name = stat
-        .iter()
-        .rposition(|&b| b == b')')
-        .ok_or_else(unreadable)?;
-    let field = stat[after_name + 1..]
-        .split(|&b| b == b' ')
-        .filter(|f| !f.is_empty())
-        .nth(20 - 3)
-        .ok_or_else(unreadable)?;
-    std::str::from_utf8(field)
-        .ok()
-        .and_then(|f| f.parse().ok())
-        .ok_or_else(unreadable)
+    stat_field(&stat, 20)
+        .and_then(|f| std::str::from_utf8(f).ok()?.parse().ok())
+        .ok_or_else(|| io::Error::other("cannot read the thread count in /proc/self/stat"))
 }
 
 /// Reads a small `/proc` file whole. `std::fs::read` sizes its buffer by

@@ -103,17 +103,25 @@ pub(crate) fn set_command_line(parts: &[&[u8]]) {
     unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), start as *mut u8, len) }
 }
 
+/// Field `n` (counted from 1, as in proc(5); 3 or more) of a
+/// `/proc/PID/stat` line. The command name, field 2, may hold spaces and
+/// parentheses: the fields after it start past its last `)`.
+pub(crate) fn stat_field(stat: &[u8], n: usize) -> Option<&[u8]> {
+    let rest = stat.get(stat.iter().rposition(|&b| b == b')')? + 1..)?;
+    rest.split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty())
+        .nth(n.checked_sub(3)?)
+}
+
 /// Where this process's argument strings are: `arg_start` and the length
 /// up to `arg_end`, from `/proc/self/stat` (fields 48 and 49).
 fn argument_area() -> Option<(usize, usize)> {
     let stat = std::fs::read("/proc/self/stat").ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count
-    // from the last ')', after which field 3 starts.
-    let rest = stat.get(stat.iter().rposition(|&b| b == b')')? + 2..)?;
-    let mut fields = rest.split(|&b| b == b' ');
-    let number = |f: &[u8]| std::str::from_utf8(f).ok()?.trim().parse::<usize>().ok();
-    let start = number(fields.nth(48 - 3)?)?;
-    let end = number(fields.next()?)?;
+    let number = |n| {
+        let field = stat_field(&stat, n)?;
+        std::str::from_utf8(field).ok()?.parse::<usize>().ok()
+    };
+    let (start, end) = (number(48)?, number(49)?);
     // Anything odd (a kernel that hides the fields shows 0s): leave it.
     (start > 0 && end > start && end - start <= 1 << 20).then_some((start, end - start))
 }

@@ -292,3 +292,17 @@ fn passed_descriptors_become_the_childs_stdio() {
     assert_eq!(out, "to-passed\nerr-too\n");
     assert_eq!(reap(pid).termination, Termination::Exited(0));
 }
+
+#[test]
+fn stat_fields_are_counted_past_the_last_parenthesis() {
+    let stat = b"42 (a) b) (c) S 1 42 42 0 -1\n";
+    assert_eq!(sys::stat_field(stat, 3), Some(&b"S"[..]));
+    assert_eq!(sys::stat_field(stat, 4), Some(&b"1"[..]));
+    assert_eq!(sys::stat_field(stat, 8), Some(&b"-1"[..]));
+    assert_eq!(sys::stat_field(stat, 9), None);
+    assert_eq!(sys::stat_field(stat, 2), None);
+    assert_eq!(sys::stat_field(b"no name", 3), None);
+    let own = std::fs::read("/proc/self/stat").unwrap();
+    let ppid = std::str::from_utf8(sys::stat_field(&own, 4).unwrap()).unwrap();
+    assert_eq!(ppid, std::os::unix::process::parent_id().to_string());
+}

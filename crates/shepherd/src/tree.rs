@@ -34,13 +34,9 @@ fn children_by_scan(me: Pid) -> Vec<Pid> {
     };
     dir.filter_map(|e| parse_pid(e.ok()?.file_name().to_str()?))
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_pid()))
+            std::fs::read(format!("/proc/{}/stat", pid.as_raw_pid()))
                 .ok()
-                .and_then(|s| {
-                    // Fields after the parenthesised command name: state, ppid.
-                    let rest = &s[s.rfind(')')? + 2..];
-                    parse_pid(rest.split_whitespace().nth(1)?)
-                })
+                .and_then(|s| parse_pid(std::str::from_utf8(crate::sys::stat_field(&s, 4)?).ok()?))
                 == Some(me)
         })
         .collect()

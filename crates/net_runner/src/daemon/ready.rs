@@ -271,12 +271,14 @@ pub(crate) fn in_tree(pid: u32, child: u32, shepherd: u32) -> bool {
 
 /// `(ppid, pgrp)` from `/proc/PID/stat`.
 fn stat_ids(pid: u32) -> Option<(u32, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat[stat.rfind(')')? + 2..].split_whitespace();
-    let _state = fields.next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((ppid, pgrp))
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let number = |n| {
+        std::str::from_utf8(crate::sys::stat_field(&stat, n)?)
+            .ok()?
+            .parse()
+            .ok()
+    };
+    Some((number(4)?, number(5)?))
 }
 
 #[cfg(test)]
